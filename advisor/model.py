@@ -151,6 +151,7 @@ class Batch:
         problems: input problems found in this call (each reported once per loader).
         hparams: hyper-parameters found in this call (e.g. TensorBoard's hparams plugin).
         reset: the file shrank or was replaced, and was read again from its start.
+        more: the loader stopped at the caller's byte budget; call again for the rest.
     """
 
     scalars: Scalars = field(default_factory=Scalars.empty)
@@ -158,6 +159,7 @@ class Batch:
     problems: tuple[Problem, ...] = ()
     hparams: Mapping[str, HParamValue] = field(default_factory=dict)
     reset: bool = False
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,148 @@
+"""The ``advisor`` command: a thin click group over the library."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+from typing import TYPE_CHECKING
+
+import click
+
+from advisor.errors import AdvisorError
+from advisor.model import Problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="advisor")
+def cli() -> None:
+    """Watch training logs and say, early and concretely, what to change."""
+
+
+def _warn(problem: Problem) -> None:
+    click.echo(f"advisor: warning: {problem}", err=True)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "table"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--config", type=click.Path(path_type=Path), help="advisor.toml to use.")
+def scalars(paths: tuple[Path, ...], fmt: str, config: Path | None) -> None:
+    """Print every scalar read from PATHS: run, tag, role, step, wall_time, value.
+
+    In JSON Lines, a value that is NaN or infinite is written as the string "NaN",
+    "Infinity" or "-Infinity" (strict JSON has no such numbers); an unknown wall time
+    is null.
+    """
+    from advisor.api import load_store
+    from advisor.api import to_frame
+    from advisor.config import load_settings
+
+    settings = load_settings(config)
+    store = load_store(paths, settings, on_problem=_warn)
+    frame = to_frame(store, settings)
+    out = click.get_text_stream("stdout")
+    _WRITERS[fmt](frame, out)
+
+
+def _rows(frame: pd.DataFrame) -> Iterator[tuple[str, str, str, int, float, float]]:
+    return zip(
+        frame["run"].astype(str).tolist(),
+        frame["tag"].astype(str).tolist(),
+        frame["role"].astype(str).tolist(),
+        frame["step"].tolist(),
+        frame["wall_time"].tolist(),
+        frame["value"].tolist(),
+        strict=True,
+    )
+
+
+def _json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _json_number(x: float, *, nan_as_null: bool) -> str:
+    if math.isfinite(x):
+        return repr(x)
+    if math.isnan(x):
+        return "null" if nan_as_null else '"NaN"'
+    return '"Infinity"' if x > 0 else '"-Infinity"'
+
+
+def _write_jsonl(frame: pd.DataFrame, out: IO[str]) -> None:
+    quoted: dict[str, str] = {}
+    for run, tag, role, step, wall, value in _rows(frame):
+        q = [quoted.get(s) or quoted.setdefault(s, _json_str(s)) for s in (run, tag, role)]
+        out.write(
+            f'{{"run": {q[0]}, "tag": {q[1]}, "role": {q[2]}, "step": {step}, '
+            f'"wall_time": {_json_number(wall, nan_as_null=True)}, '
+            f'"value": {_json_number(value, nan_as_null=False)}}}\n'
+        )
+
+
+def _write_csv(frame: pd.DataFrame, out: IO[str]) -> None:
+    frame.to_csv(out, index=False, float_format="%.17g", lineterminator="\n")
+
+
+def _write_table(frame: pd.DataFrame, out: IO[str]) -> None:
+    if frame.empty:
+        out.write("no scalars found\n")
+        return
+    widths = [
+        max(len(name), int(frame[name].astype(str).str.len().max())) for name in ("run", "tag")
+    ]
+    role_width = max(4, int(frame["role"].astype(str).str.len().max()))
+    header = (
+        f"{'run':<{widths[0]}}  {'tag':<{widths[1]}}  {'role':<{role_width}}  "
+        f"{'step':>10}  {'wall_time':>17}  value\n"
+    )
+    out.write(header)
+    for run, tag, role, step, wall, value in _rows(frame):
+        out.write(
+            f"{run:<{widths[0]}}  {tag:<{widths[1]}}  {role:<{role_width}}  "
+            f"{step:>10}  {wall:>17.6f}  {value:.9g}\n"
+        )
+
+
+_WRITERS: dict[str, Callable[[pd.DataFrame, IO[str]], None]] = {
+    "jsonl": _write_jsonl,
+    "csv": _write_csv,
+    "table": _write_table,
+}
+
+
+def main() -> None:
+    """Entry point: every error the user can cause is one line on stderr, exit 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("advisor: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AdvisorError as exc:
+        click.echo(f"advisor: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away: not an error of ours.
+        sys.stderr.close()
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,182 @@
+"""Finding the runs and log files under a root.
+
+A run is the directory that holds a log, named by its path relative to the root
+(DESIGN.md section 3), with these folds:
+
+- Keras/TF2's ``train/`` and ``validation/`` sub-directories fold into their parent run;
+  their tags get the sub-directory as a prefix (``validation/epoch_loss``).
+- torch's ``SummaryWriter.add_hparams`` writes a sub-directory named by a timestamp;
+  it folds into its parent run.
+- Hugging Face ``checkpoint-N/`` directories fold into their parent; only the newest
+  ``trainer_state.json`` of a run is read (each holds the whole history so far).
+- MLflow's file store: ``mlruns/<exp>/<run>/metrics/<key>`` is one tag of the run
+  ``mlruns/<exp>/<run>``.
+
+CSV, JSON Lines and plain-text logs are recognised by content, whatever their name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from advisor.errors import InputError
+
+TFEVENTS = "tfevents"
+CSV = "csv"
+HFSTATE = "hfstate"
+JSONL = "jsonl"
+MLFLOW = "mlflow"
+TEXT = "text"
+
+_KERAS_SUBDIRS = frozenset({"train", "validation", "eval", "evaluation", "val", "valid", "test"})
+_TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
+_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+_SKIP_DIRS = frozenset(
+    {".git", ".venv", "venv", "__pycache__", "node_modules", ".ipynb_checkpoints"}
+)
+# Files with these endings are never logs; skipping them saves a read of their head.
+_BINARY_SUFFIXES = frozenset(
+    {".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".h5", ".keras", ".pkl", ".npy", ".npz",
+     ".onnx", ".png", ".jpg", ".jpeg", ".gif", ".pdf", ".zip", ".gz", ".tar", ".pb", ".yaml",
+     ".yml", ".py", ".md", ".html", ".js", ".css", ".index", ".meta", ".lock"}
+)  # fmt: skip
+_SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
+_SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """One log file and how to read it.
+
+    Attributes:
+        path: the file.
+        run: the run it belongs to.
+        format: one of the format names above.
+        tag_prefix: prepended to its tags (Keras sub-directories).
+        tag: for formats with one tag per file (MLflow), the tag.
+    """
+
+    path: Path
+    run: str
+    format: str
+    tag_prefix: str = ""
+    tag: str = ""
+
+
+def discover(root: Path) -> list[LogFile]:
+    """Every log file under ``root`` (a directory or one file), in reading order.
+
+    Files of a run are ordered by name, which for TensorBoard is their creation time.
+
+    Raises:
+        InputError: ``root`` does not exist or cannot be read.
+    """
+    if not root.exists():
+        raise InputError(f"{root}: no such file or directory")
+    if root.is_file():
+        found = _classify(root, root.parent, root.parent.name or str(root.parent))
+        if found is None:
+            raise InputError(f"{root}: not a training log this tool can read")
+        return [found]
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise InputError(f"{root}: permission denied")
+    files = [f for f in _walk(root)]
+    return _newest_hf_states(sorted(files, key=lambda f: (f.run, f.tag_prefix, f.path.name)))
+
+
+def _walk(root: Path) -> Iterator[LogFile]:
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        here = Path(dirpath)
+        run = _run_name(root, here)
+        for name in sorted(filenames):
+            found = _classify(here / name, root, run)
+            if found is not None:
+                yield found
+
+
+def _run_name(root: Path, directory: Path) -> str:
+    rel = directory.relative_to(root).parts
+    parts = list(rel)
+    while parts and (
+        _TIMESTAMP_DIR.match(parts[-1]) or _CHECKPOINT_DIR.match(parts[-1])
+    ):  # fmt: skip
+        parts.pop()
+    if parts and parts[-1] in _KERAS_SUBDIRS and len(parts) >= 1:
+        parts.pop()
+    return "/".join(parts) if parts else (root.resolve().name or ".")
+
+
+def _classify(path: Path, root: Path, run: str) -> LogFile | None:
+    name = path.name
+    if "tfevents" in name:
+        parent = path.parent.name
+        prefix = f"{parent}/" if parent in _KERAS_SUBDIRS and path.parent != root else ""
+        return LogFile(path, run, TFEVENTS, tag_prefix=prefix)
+    if name == "trainer_state.json":
+        return LogFile(path, run, HFSTATE)
+    mlflow = _mlflow_tag(path)
+    if mlflow is not None:
+        run_dir, tag = mlflow
+        return LogFile(path, _run_name(root, run_dir) if run_dir != root else run, MLFLOW, tag=tag)
+    suffix = path.suffix.lower()
+    if suffix in _BINARY_SUFFIXES or suffix not in _SNIFF_SUFFIXES:
+        return None
+    fmt = sniff(path)
+    return LogFile(path, run, fmt) if fmt else None
+
+
+def _mlflow_tag(path: Path) -> tuple[Path, str] | None:
+    """(run directory, tag) when ``path`` is a metric file of an MLflow file store."""
+    parts = path.parts
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i] == "metrics":
+            run_dir = Path(*parts[:i])
+            if (run_dir / "meta.yaml").is_file():
+                return run_dir, "/".join(parts[i + 1 :])
+            return None
+    return None
+
+
+def sniff(path: Path) -> str | None:
+    """The format of a text log by its first bytes: CSV, JSON Lines, plain text or None."""
+    from advisor.sources import csvlog
+    from advisor.sources import jsonl
+    from advisor.sources import textlog
+
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError:
+        return None
+    if not head or b"\x00" in head:
+        return None
+    if jsonl.sniff(head):
+        return JSONL
+    if csvlog.sniff(head):
+        return CSV
+    if textlog.sniff(head):
+        return TEXT
+    return None
+
+
+def _newest_hf_states(files: list[LogFile]) -> list[LogFile]:
+    """Keep only the most recently written trainer_state.json of each run."""
+    newest: dict[str, LogFile] = {}
+    for f in files:
+        if f.format == HFSTATE:
+            best = newest.get(f.run)
+            if best is None or _mtime(f.path) >= _mtime(best.path):
+                newest[f.run] = f
+    return [f for f in files if f.format != HFSTATE or newest.get(f.run) is f]
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1

@@ -1,0 +1,68 @@
+"""The explicit registry of log formats: format name → loader factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from advisor.config import Settings
+from advisor.sources.base import Loader
+from advisor.sources.discovery import CSV
+from advisor.sources.discovery import HFSTATE
+from advisor.sources.discovery import JSONL
+from advisor.sources.discovery import MLFLOW
+from advisor.sources.discovery import TEXT
+from advisor.sources.discovery import TFEVENTS
+from advisor.sources.discovery import LogFile
+
+LoaderFactory = Callable[[LogFile, Settings], Loader]
+
+
+def _tfevents(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.tfevents import TfEventsLoader
+
+    return TfEventsLoader(f.path, tag_prefix=f.tag_prefix)
+
+
+def _csv(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.csvlog import CsvLoader
+
+    return CsvLoader(f.path)
+
+
+def _hfstate(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.hfstate import HfStateLoader
+
+    return HfStateLoader(f.path)
+
+
+def _jsonl(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.jsonl import JsonlLoader
+
+    return JsonlLoader(f.path)
+
+
+def _mlflow(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.mlflow import MlflowMetricLoader
+
+    return MlflowMetricLoader(f.path, f.tag)
+
+
+def _text(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.textlog import TextLogLoader
+
+    return TextLogLoader(f.path, pattern=settings.text_pattern)
+
+
+LOADERS: dict[str, LoaderFactory] = {
+    TFEVENTS: _tfevents,
+    CSV: _csv,
+    HFSTATE: _hfstate,
+    JSONL: _jsonl,
+    MLFLOW: _mlflow,
+    TEXT: _text,
+}
+
+
+def make_loader(f: LogFile, settings: Settings) -> Loader:
+    """A loader for one discovered file."""
+    return LOADERS[f.format](f, settings)
