@@ -57,8 +57,7 @@ def scalars(paths: tuple[Path, ...], fmt: str, config: Path | None) -> None:
     settings = load_settings(config)
     store = load_store(paths, settings, on_problem=_warn)
     frame = to_frame(store, settings)
-    out = click.get_text_stream("stdout")
-    _WRITERS[fmt](frame, out)
+    _WRITERS[fmt](frame, sys.stdout)
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[tuple[str, str, str, int, float, float]]:
