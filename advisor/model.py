@@ -269,6 +269,8 @@ class Recommendation:
         suggested: the suggested value, when a value can be given.
         why: the reason, one sentence.
         source: where the rule comes from (paper section).
+        factor: the relative change (suggested / current), given also when the current
+            value is unknown and so no absolute value can be suggested.
     """
 
     param: str
@@ -277,6 +279,7 @@ class Recommendation:
     suggested: float | str | None
     why: str
     source: str
+    factor: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
