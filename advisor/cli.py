@@ -119,6 +119,59 @@ def _write_table(frame: pd.DataFrame, out: IO[str]) -> None:
         )
 
 
+@cli.group()
+def rules() -> None:
+    """The rule book: list, explain and validate rules."""
+
+
+@rules.command("list")
+@click.option("--rules", "extra", multiple=True, type=click.Path(path_type=Path),
+              help="Extra rule files (same id overrides a built-in rule).")  # fmt: skip
+def rules_list(extra: tuple[Path, ...]) -> None:
+    """One line per rule: id, diagnosis, title."""
+    from advisor.ruleset import load_rulebook
+
+    book = load_rulebook(extra)
+    for rule in sorted(book.rules.values(), key=lambda r: (r.diagnosis.value, -r.priority, r.id)):
+        click.echo(f"{rule.id:<14} {rule.diagnosis.value:<14} {rule.title}")
+
+
+@rules.command("explain")
+@click.argument("rule_id")
+@click.option("--rules", "extra", multiple=True, type=click.Path(path_type=Path),
+              help="Extra rule files.")  # fmt: skip
+def rules_explain(rule_id: str, extra: tuple[Path, ...]) -> None:
+    """Symptom, why, what to do and the source of one rule."""
+    from advisor.errors import InputError
+    from advisor.ruleset import load_rulebook
+
+    book = load_rulebook(extra)
+    rule = book.rules.get(rule_id) or book.rules.get(rule_id.upper())
+    if rule is None:
+        raise InputError(f"no rule {rule_id!r} (see 'advisor rules list')")
+    click.echo(f"{rule.id}: {rule.title}")
+    click.echo(f"diagnosis: {rule.diagnosis.value}")
+    if rule.when:
+        click.echo("when: " + " and ".join(c.text for c in rule.when))
+    click.echo(f"symptom: {rule.symptom}")
+    click.echo(f"why: {rule.why}")
+    click.echo("what to do:")
+    for spec in rule.recommend:
+        click.echo(f"  - {spec.action} {spec.param}: {spec.why}")
+    click.echo(f"source: {rule.source}")
+
+
+@rules.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def rules_validate(files: tuple[Path, ...]) -> None:
+    """Check rule files; print one line per file, exit 2 on the first error."""
+    from advisor.ruleset import load_file
+
+    for path in files:
+        found = load_file(path)
+        click.echo(f"{path}: {len(found)} rules ok")
+
+
 _WRITERS: dict[str, Callable[[pd.DataFrame, IO[str]], None]] = {
     "jsonl": _write_jsonl,
     "csv": _write_csv,
