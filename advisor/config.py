@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import ConfigError
+from advisor.hparams import HParamOverride
+from advisor.hparams import parse_overrides
 from advisor.roles import RoleTable
 from advisor.roles import parse_role
 
@@ -37,12 +39,14 @@ class Settings:
         roles: tag → role table with the configured overrides.
         text_pattern: a regex with named groups ``name`` and ``value`` for plain text
             logs, overriding the default ``key=value`` / ``key: value`` pattern.
+        hparams: known hyper-parameters per run glob (``[[hparams]]``).
         source: the file these settings came from, if any.
         sections: the raw sections other modules validate themselves.
     """
 
     roles: RoleTable = field(default_factory=RoleTable)
     text_pattern: str | None = None
+    hparams: tuple[HParamOverride, ...] = ()
     source: Path | None = None
     sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -94,8 +98,9 @@ def settings_from_mapping(data: Mapping[str, Any], path: Path) -> Settings:
     return Settings(
         roles=RoleTable(overrides),
         text_pattern=pattern,
+        hparams=parse_overrides(data.get("hparams"), str(path)),
         source=path,
-        sections={k: v for k, v in data.items() if k not in {"roles", "text"}},
+        sections={k: v for k, v in data.items() if k not in {"roles", "text", "hparams"}},
     )
 
 
