@@ -30,7 +30,8 @@ def test_roles_and_text_pattern(tmp_path: Path) -> None:
     """Role overrides and a text pattern are read and validated."""
     p = write(
         tmp_path,
-        '[roles]\n"bleu" = "val_metric:max"\n[text]\npattern = "(?P<name>\\\\w+)=(?P<value>\\\\S+)"\n',
+        '[roles]\n"bleu" = "val_metric:max"\n'
+        '[text]\npattern = "(?P<name>\\\\w+)=(?P<value>\\\\S+)"\n',
     )
     settings = load_settings(p, env={})
     assert settings.roles.role("bleu").direction is Direction.MAX

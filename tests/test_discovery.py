@@ -88,5 +88,5 @@ def test_missing_path_is_one_clear_error(tmp_path: Path) -> None:
 def test_unreadable_file_given_directly(tmp_path: Path) -> None:
     """A file of no known format, given directly, is an error naming it."""
     f = touch(tmp_path / "weights.bin", "\x00\x01")
-    with pytest.raises(InputError, match="weights.bin: not a training log"):
+    with pytest.raises(InputError, match=r"weights\.bin: not a training log"):
         discover(f)
