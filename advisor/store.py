@@ -153,6 +153,13 @@ class Store:
         state = self._runs.setdefault(run, RunState())
         state.hparams.update(batch.hparams)
         scalars = batch.scalars
+        if batch.reset:
+            # The file is read again from its start: what it gave before is replaced,
+            # including a point at exactly the first step read again (not a restart).
+            for tag_id in np.unique(scalars.tag_index):
+                series = state.tags.get(scalars.tags[tag_id])
+                if series is not None:
+                    series.truncate(int(scalars.step[scalars.tag_index == tag_id].min()))
         start = 0
         for restart in batch.restarts:
             self._add_scalars(state, _slice(scalars, start, restart.position))

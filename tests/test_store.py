@@ -76,6 +76,14 @@ def test_session_start_purges_every_tag_at_its_position() -> None:
     assert [s for s, _ in got["b"]] == [0, 1, 2, 3, 4, 7]
 
 
+def test_reset_replaces_what_the_file_gave() -> None:
+    """A file read again from its start replaces its points, even at an equal first step."""
+    store = Store()
+    store.add("r", Batch(block([("a", 0, 1.0)])))
+    store.add("r", Batch(block([("a", 0, 2.0), ("a", 1, 3.0)]), reset=True))
+    assert contents(store)["a"] == [(0, 2.0), (1, 3.0)]
+
+
 def test_curves_carry_roles_and_hparams() -> None:
     """RunCurves gives each tag its role and the run's hyper-parameters."""
     store = Store()

@@ -1,0 +1,187 @@
+"""Hugging Face ``trainer_state.json``: the Trainer's ``log_history``.
+
+The Trainer rewrites the whole file at each save (``json.dumps(asdict(state),
+indent=2, sort_keys=True)``, opened with ``"w"``, not atomically), so a reader can see
+it empty or cut short. A version is accepted only when it parses as JSON with a
+``log_history`` list. An unparsable version is waited for, silently, while it keeps
+changing; if it is still unparsable at a later call with the file unchanged (same
+size, inode and mtime), it is reported, once per version.
+
+Entries are emitted by index: each call emits the entries after the last one emitted.
+If the entries already emitted changed (training resumed from an earlier checkpoint
+rewrites a shorter or different history), the batch says ``reset`` and holds the
+whole history again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from advisor.model import Batch
+from advisor.model import HParamValue
+from advisor.sources._text import PointTable
+from advisor.sources._text import ProblemLog
+from advisor.sources._text import as_step
+from advisor.sources._text import hparam_value
+from advisor.sources._text import stat_file
+from advisor.sources._text import unreadable
+
+__all__ = ["HF_HPARAMS", "HfStateLoader"]
+
+# trainer_state.json field → hyper-parameter name.
+HF_HPARAMS = {
+    "train_batch_size": "batch_size",
+    "max_steps": "max_steps",
+    "num_train_epochs": "num_train_epochs",
+    "logging_steps": "logging_steps",
+    "eval_steps": "eval_steps",
+    "save_steps": "save_steps",
+}
+_MAX_BYTES = 512 << 20
+
+_Signature = tuple[int, int, int]
+
+
+class HfStateLoader:
+    """Reads a Hugging Face ``trainer_state.json`` (see the module docstring).
+
+    Each entry of ``log_history`` gives points at its ``step``: one per other numeric
+    key (``loss``, ``eval_loss``, ``learning_rate``, ``grad_norm``, ``epoch``, ...),
+    with no wall time. Entries without a numeric step are skipped and reported.
+
+    Args:
+        path: the ``trainer_state.json`` file.
+        max_bytes: a larger file is reported and not read.
+    """
+
+    def __init__(self, path: Path | str, *, max_bytes: int = _MAX_BYTES) -> None:
+        self.path = Path(path)
+        self._max_bytes = max_bytes
+        self._points = PointTable()
+        self._problems = ProblemLog(self.path)
+        self._signature: _Signature | None = None  # of the last version handled
+        self._failed: _Signature | None = None  # the last version found unparsable
+        self._emitted = 0  # log_history entries emitted
+        self._digest = b""  # of those entries
+        self._hparams: dict[str, HParamValue] = {}
+
+    def load(self) -> Batch:
+        """Return the log_history entries added since the previous call."""
+        st = stat_file(self.path)
+        if st is None:
+            return Batch()
+        signature = (st.st_size, st.st_ino, st.st_mtime_ns)
+        if signature == self._signature:
+            return Batch()
+        if st.st_size > self._max_bytes:
+            self._problems.add("file", f"larger than {self._max_bytes >> 20} MiB; not read")
+            self._signature = signature
+            return Batch(problems=self._problems.take())
+        state = self._read()
+        if not isinstance(state, dict):
+            if state is not None and self._failed == signature:
+                # Unparsable twice with nothing changed between: the writer is done.
+                self._problems.add(*state)
+                self._signature = signature
+            self._failed = signature
+            return Batch(problems=self._problems.take())
+        self._failed = None
+        self._signature = signature
+        reset = self._emit(state["log_history"])
+        return Batch(
+            scalars=self._points.build(),
+            problems=self._problems.take(),
+            hparams=self._new_hparams(state, reset),
+            reset=reset,
+        )
+
+    def _read(self) -> dict[str, Any] | tuple[str, str] | None:
+        """The parsed state; else (position, message) saying why this version is not
+        valid; None if the file is gone."""
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read(self._max_bytes + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise unreadable(self.path, exc) from None
+        try:
+            state = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            return f"line {exc.lineno}", f"not valid JSON ({exc.msg})"
+        except (ValueError, RecursionError):  # undecodable bytes, absurd nesting
+            return "line 1", "not valid JSON"
+        if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
+            return "line 1", "no log_history list"
+        return state
+
+    def _emit(self, history: list[Any]) -> bool:
+        """Add the entries not emitted yet; True if the earlier ones changed (reset)."""
+        start = self._emitted
+        hasher = _fingerprint(history[:start])
+        reset = bool(start) and (len(history) < start or hasher.digest() != self._digest)
+        if reset:
+            start = 0
+            hasher = _fingerprint([])
+            self._points.clear()
+        tag_ids: list[int] = []
+        steps: list[int] = []
+        values: list[float] = []
+        tag_id = self._points.tag_id
+        for index in range(start, len(history)):
+            entry = history[index]
+            hasher.update(repr(entry).encode())
+            step = _step_of(entry)
+            if step is None:
+                self._problems.add(f"log_history[{index}]", "no numeric step; skipped")
+                continue
+            for key, value in entry.items():
+                if key == "step" or type(value) not in (int, float):
+                    continue
+                try:
+                    number = float(value)
+                except OverflowError:
+                    continue
+                tag_ids.append(tag_id(key))
+                steps.append(step)
+                values.append(number)
+        self._points.add_lists(tag_ids, steps, [math.nan] * len(steps), values)
+        self._emitted = len(history)
+        self._digest = hasher.digest()
+        return reset
+
+    def _new_hparams(self, state: dict[str, Any], reset: bool) -> dict[str, HParamValue]:
+        """The known hyper-parameters, when they are new or changed."""
+        found: dict[str, HParamValue] = {}
+        for field, name in HF_HPARAMS.items():
+            value = hparam_value(state.get(field))
+            if value is not None:
+                found[name] = value
+        if found == self._hparams and not reset:
+            return {}
+        self._hparams = found
+        return found
+
+
+def _step_of(entry: Any) -> int | None:
+    if not isinstance(entry, dict):
+        return None
+    step = entry.get("step")
+    if not isinstance(step, int | float) or isinstance(step, bool):
+        return None
+    try:
+        return as_step(float(step))
+    except OverflowError:
+        return None
+
+
+def _fingerprint(entries: list[Any]) -> hashlib.blake2b:
+    """A running hash of log_history entries, to notice when emitted ones change."""
+    hasher = hashlib.blake2b(digest_size=16)
+    for entry in entries:
+        hasher.update(repr(entry).encode())
+    return hasher

@@ -1,0 +1,142 @@
+"""JSON Lines metrics logs: one JSON object of metrics per line.
+
+The step is the first of ``step``, ``global_step``, ``iteration``, ``iter``, ``epoch``
+that holds a number, else the line's index among the metric lines (lines with at
+least one metric). The wall time is ``wall_time``, ``timestamp`` or ``time`` when it
+holds seconds (or milliseconds) since the epoch. Every other number is a tag; nested
+objects are flattened with ``/`` (``{"val": {"loss": 1}}`` → ``val/loss``); booleans,
+strings, lists and nulls are not metrics. ``epoch`` stays a tag even when it is the
+step. An invalid line is reported once, with its number, and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from advisor.sources._text import STEP_KEYS
+from advisor.sources._text import WALL_KEYS
+from advisor.sources._text import LineLoader
+from advisor.sources._text import as_step
+from advisor.sources._text import head_lines
+from advisor.sources._text import wall_seconds
+
+__all__ = ["JsonlLoader", "sniff"]
+
+_STEP_PRIORITY = (*STEP_KEYS, "epoch")
+_NOT_TAGS = frozenset((*STEP_KEYS, *WALL_KEYS))
+_MAX_DEPTH = 8
+
+
+def _flatten(obj: dict[str, Any], prefix: str, out: list[tuple[str, float]], depth: int) -> None:
+    """Collect the numbers of a (nested) object as (tag, value), in key order."""
+    for key, value in obj.items():
+        kind = type(value)
+        if kind is float or kind is int:
+            if not prefix and key in _NOT_TAGS:
+                continue
+            try:
+                out.append((prefix + key, float(value)))
+            except OverflowError:  # an integer past float range
+                continue
+        elif kind is dict and depth < _MAX_DEPTH:
+            _flatten(value, f"{prefix}{key}/", out, depth + 1)
+
+
+def _has_step(obj: dict[str, Any]) -> bool:
+    return any(type(obj.get(key)) in (int, float) for key in _STEP_PRIORITY)
+
+
+def _step_of(obj: dict[str, Any]) -> int | None:
+    """The logged step: the first step-like key holding a number; None if none can be."""
+    for key in _STEP_PRIORITY:
+        value = obj.get(key)
+        if type(value) is int or type(value) is float:
+            try:
+                return as_step(float(value))
+            except OverflowError:
+                return None
+    return None
+
+
+def _wall_of(obj: dict[str, Any]) -> float:
+    for key in WALL_KEYS:
+        stamp = obj.get(key)
+        if type(stamp) is int or type(stamp) is float:
+            try:
+                return wall_seconds(float(stamp))
+            except OverflowError:
+                return math.nan
+    return math.nan
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file's first bytes look like JSON Lines of metrics.
+
+    True when the first non-blank line is a JSON object with at least one number.
+    """
+    lines = head_lines(head, limit=1)
+    if not lines or not lines[0].lstrip().startswith("{"):
+        return False
+    try:
+        obj = json.loads(lines[0])
+    except (ValueError, RecursionError):
+        return False
+    found: list[tuple[str, float]] = []
+    if isinstance(obj, dict):
+        _flatten(obj, "", found, 0)
+    return bool(found) or (isinstance(obj, dict) and _has_step(obj))
+
+
+class JsonlLoader(LineLoader):
+    """Reads a JSON Lines metrics log incrementally (see the module docstring).
+
+    Args:
+        path: the file.
+        batch_bytes: about the most one ``load()`` reads.
+        max_line: the longest line parsed; longer ones are skipped and reported.
+    """
+
+    def __init__(self, path: Path | str, **kwargs: int) -> None:
+        super().__init__(path, **kwargs)
+        self._metric_lines = 0
+
+    def _forget(self) -> None:
+        self._metric_lines = 0
+
+    def _parse(self, lines: list[str], first_line: int) -> None:
+        tag_ids: list[int] = []
+        steps: list[int] = []
+        walls: list[float] = []
+        values: list[float] = []
+        tag_id = self._points.tag_id
+        found: list[tuple[str, float]] = []
+        for i, line in enumerate(lines):
+            if not line or line.isspace():
+                continue
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError):
+                self._problems.add(f"line {first_line + i}", "not valid JSON; skipped")
+                continue
+            if type(obj) is not dict:
+                self._problems.add(f"line {first_line + i}", "not a JSON object; skipped")
+                continue
+            found.clear()
+            _flatten(obj, "", found, 0)
+            if not found:
+                continue
+            step = _step_of(obj) if _has_step(obj) else self._metric_lines
+            self._metric_lines += 1
+            if step is None:
+                self._problems.add(f"line {first_line + i}", "the step is not a number; skipped")
+                continue
+            wall = _wall_of(obj)
+            for tag, value in found:
+                tag_ids.append(tag_id(tag))
+                steps.append(step)
+                walls.append(wall)
+                values.append(value)
+        self._points.add_lists(tag_ids, steps, walls, values)

@@ -1,0 +1,163 @@
+"""Plain-text training logs (stdout): ``key=value`` and ``key: value`` pairs on a line.
+
+Examples of lines read::
+
+    Epoch [3/30] TrainLoss=1.52 | ValLoss=1.18 | LR=1e-4
+    step 100: loss=0.52, val_loss=0.61
+    epoch: 3 loss: 0.41 val_loss: 0.55
+    1875/1875 [====] - 5s 3ms/step - loss: 0.2973 - accuracy: 0.9134
+
+The default pattern follows Kubeflow Katib's stdout metrics collector
+(``([\\w|-]+)\\s*=\\s*(number)``), widened to ``key: number``; keys start with a letter
+(so clock times such as ``12:30:05`` are not pairs) and a number followed by ``:digit``
+is not a value. A user pattern with the named groups ``name`` and ``value`` replaces
+it.
+
+The step is a ``step``/``iter``/``iteration``/``global_step`` pair or word on the line
+(``step 100``, ``Iter [100/5000]``), else the epoch (``Epoch [k/N]``, ``epoch k`` or an
+``epoch`` pair; it is also emitted as tag ``epoch``), else the epoch of the latest
+``Epoch k/N`` line (Keras prints it on a line of its own), else the number of metric
+lines before. Lines without metrics are ignored. Progress bars that redraw a line with
+``\\r`` count by their last drawing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from advisor.errors import ConfigError
+from advisor.sources._text import STEP_KEYS
+from advisor.sources._text import LineLoader
+from advisor.sources._text import as_step
+from advisor.sources._text import head_lines
+from advisor.sources._text import looks_like_metric
+from advisor.sources._text import parse_float
+
+__all__ = ["DEFAULT_PATTERN", "TextLogLoader", "sniff"]
+
+_NUMBER = (
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
+)
+DEFAULT_PATTERN = (
+    r"(?<![\w./-])(?P<name>[A-Za-z_][\w./-]*)\s*[=:]\s*"
+    rf"(?P<value>{_NUMBER})(?![\w.]\d|\w|:\d)"
+)
+_DEFAULT = re.compile(DEFAULT_PATTERN)
+_STEP_WORD = re.compile(
+    r"\b(?:global[_ ]step|step|iteration|iter)\s*[\[(:=]?\s*(\d+)(?:\s*/\s*\d+)?", re.IGNORECASE
+)
+_EPOCH_WORD = re.compile(r"\bepoch\s*[\[(:=]?\s*(\d+)(?:\s*/\s*\d+)?", re.IGNORECASE)
+_STEP_NAMES = frozenset(STEP_KEYS)
+
+
+def compile_pattern(pattern: str | None) -> re.Pattern[str]:
+    """The metric pattern: the default, or a user's with groups ``name`` and ``value``.
+
+    Raises:
+        ConfigError: the pattern does not compile or lacks one of the groups.
+    """
+    if pattern is None:
+        return _DEFAULT
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"text log pattern {pattern!r} is not a regular expression: {exc}"
+        ) from None
+    missing = {"name", "value"} - set(compiled.groupindex)
+    if missing:
+        raise ConfigError(
+            f"text log pattern {pattern!r} lacks the named group(s) {', '.join(sorted(missing))}"
+        )
+    return compiled
+
+
+def _last_drawing(line: str) -> str:
+    """The text a terminal would show for a line redrawn with carriage returns."""
+    if "\r" not in line:
+        return line
+    parts = [p for p in line.split("\r") if p.strip()]
+    return parts[-1] if parts else ""
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file's first bytes look like a text log: two lines or more with a
+    loss-like (or metric-like) ``key=number`` or ``key: number`` pair."""
+    hits = 0
+    for raw in head_lines(head, limit=50):
+        line = _last_drawing(raw)
+        if any(looks_like_metric(m["name"]) for m in _DEFAULT.finditer(line)):
+            hits += 1
+            if hits >= 2:
+                return True
+    return False
+
+
+class TextLogLoader(LineLoader):
+    """Reads a plain-text training log incrementally (see the module docstring).
+
+    Args:
+        path: the log file.
+        pattern: a regular expression with the named groups ``name`` and ``value``
+            finding each metric on a line; by default :data:`DEFAULT_PATTERN`.
+        batch_bytes: about the most one ``load()`` reads.
+        max_line: the longest line parsed; longer ones are skipped and reported.
+
+    Raises:
+        ConfigError: ``pattern`` is not a valid pattern with both groups.
+    """
+
+    def __init__(self, path: Path | str, pattern: str | None = None, **kwargs: int) -> None:
+        super().__init__(path, **kwargs)
+        self._pattern = compile_pattern(pattern)
+        self._epoch: float | None = None  # the latest epoch seen on a line
+        self._metric_lines = 0
+
+    def _forget(self) -> None:
+        self._epoch = None
+        self._metric_lines = 0
+
+    def _parse(self, lines: list[str], first_line: int) -> None:
+        tag_ids: list[int] = []
+        steps: list[int] = []
+        values: list[float] = []
+        tag_id = self._points.tag_id
+        for raw in lines:
+            line = _last_drawing(raw)
+            pairs: list[tuple[str, float]] = []
+            step: int | None = None
+            epoch: float | None = None
+            for match in self._pattern.finditer(line):
+                name, value = match["name"], parse_float(match["value"] or "")
+                if not name or value is None:
+                    continue
+                low = name.lower()
+                if low in _STEP_NAMES and step is None and math.isfinite(value):
+                    step = as_step(value)
+                elif low == "epoch" and epoch is None and math.isfinite(value):
+                    epoch = value
+                else:
+                    pairs.append((name, value))
+            if step is None and (found := _STEP_WORD.search(line)) is not None:
+                step = as_step(float(found[1]))
+            if epoch is None and (found := _EPOCH_WORD.search(line)) is not None:
+                epoch = float(found[1])
+            if epoch is not None:
+                self._epoch = epoch
+            if not pairs:
+                continue
+            epoch = self._epoch
+            if step is None:
+                step = as_step(epoch) if epoch is not None else None
+            if step is None:
+                step = self._metric_lines
+            self._metric_lines += 1
+            if epoch is not None:
+                pairs.insert(0, ("epoch", epoch))
+            for name, value in pairs:
+                tag_ids.append(tag_id(name))
+                steps.append(step)
+                values.append(value)
+        self._points.add_lists(tag_ids, steps, [math.nan] * len(steps), values)

@@ -1,0 +1,203 @@
+"""JsonlLoader: one JSON metrics object per line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from advisor.model import Batch
+from advisor.sources.jsonl import JsonlLoader
+from advisor.sources.jsonl import sniff
+
+Point = tuple[str, int, str, str]
+FAST = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def points(batch: Batch) -> list[Point]:
+    s = batch.scalars
+    return [
+        (s.tags[int(t)], int(st_), repr(float(w)), repr(float(v)))
+        for t, st_, w, v in zip(s.tag_index, s.step, s.wall_time, s.value, strict=True)
+    ]
+
+
+def drain(loader: JsonlLoader, seen: list[Point] | None = None) -> list[Point]:
+    seen = [] if seen is None else seen
+    while True:
+        batch = loader.load()
+        if batch.reset:
+            seen.clear()
+        seen.extend(points(batch))
+        if not batch.more:
+            return seen
+
+
+def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    with open(path, "a") as fh:
+        for record in records:
+            fh.write(json.dumps(record) + "\n")
+
+
+def test_steps_tags_and_wall_time(tmp_path: Path) -> None:
+    """Step keys by priority, nested objects flattened with /, booleans and strings ignored."""
+    path = tmp_path / "metrics.jsonl"
+    write_lines(
+        path,
+        [
+            {"step": 10, "epoch": 0.5, "loss": 1.5, "timestamp": 1700000000.25, "tag": "x"},
+            {"global_step": 20, "val": {"loss": 1.25, "acc": {"top1": 0.5}}, "done": True},
+            {"iteration": 30, "loss": math.nan, "time": 1700000000123},  # milliseconds
+            {"epoch": 3, "val_loss": math.inf, "lr": [1, 2]},
+            {"note": "no metrics here"},
+            {"loss": -math.inf},
+        ],
+    )
+    batch = JsonlLoader(path).load()
+    assert batch.problems == ()
+    assert points(batch) == [
+        ("epoch", 10, "1700000000.25", "0.5"),
+        ("loss", 10, "1700000000.25", "1.5"),
+        ("val/loss", 20, "nan", "1.25"),
+        ("val/acc/top1", 20, "nan", "0.5"),
+        ("loss", 30, "1700000000.123", "nan"),
+        ("epoch", 3, "nan", "3.0"),
+        ("val_loss", 3, "nan", "inf"),
+        ("loss", 4, "nan", "-inf"),  # no step: the index among metric lines
+    ]
+
+
+def test_invalid_lines_reported_once_and_skipped(tmp_path: Path) -> None:
+    """A bad complete line is reported with its number once, and reading goes on."""
+    path = tmp_path / "log.jsonl"
+    path.write_text(
+        '{"step": 1, "loss": 1}\n{"step": 2, "loss": \n[1, 2]\n\n{"step": 3, "loss": 3}\n'
+    )
+    loader = JsonlLoader(path)
+    batch = loader.load()
+    assert [str(p) for p in batch.problems] == [
+        f"{path}: line 2: not valid JSON; skipped",
+        f"{path}: line 3: not a JSON object; skipped",
+    ]
+    assert [s for _, s, _, _ in points(batch)] == [1, 3]
+    with open(path, "a") as fh:
+        fh.write('{"step": 4, "loss": 4}\n')
+    batch = loader.load()
+    assert batch.problems == () and [s for _, s, _, _ in points(batch)] == [4]
+
+
+def test_problems_are_capped(tmp_path: Path) -> None:
+    """A file of garbage gives a bounded number of problems, the last one saying so."""
+    path = tmp_path / "garbage.jsonl"
+    path.write_text("not json\n" * 500)
+    problems = JsonlLoader(path).load().problems
+    assert len(problems) == 51
+    assert problems[-1].message == "more problems in this file are not reported"
+
+
+def test_half_written_last_line_waits(tmp_path: Path) -> None:
+    """A last line without its newline is not parsed (nor reported) until complete."""
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 1, "loss": 1}\n{"step": 2, "lo')
+    loader = JsonlLoader(path)
+    first = loader.load()
+    assert len(points(first)) == 1 and first.problems == ()
+    with open(path, "a") as fh:
+        fh.write('ss": 2}\n')
+    assert points(loader.load()) == [("loss", 2, "nan", "2.0")]
+
+
+def test_absurd_values_do_not_raise(tmp_path: Path) -> None:
+    """Huge integers, deep nesting and out-of-range steps are skipped or reported."""
+    path = tmp_path / "log.jsonl"
+    path.write_text(
+        '{"step": 1, "loss": ' + "9" * 400 + "}\n"
+        '{"step": 1e300, "loss": 1}\n' + "[" * 100000 + "\n" + '{"step": 2, "loss": 2}\n'
+    )
+    batch = JsonlLoader(path).load()
+    assert [s for _, s, _, _ in points(batch)] == [2]
+    assert [p.position for p in batch.problems] == ["line 2", "line 3"]
+
+
+TEXT = (
+    '\ufeff{"step": 0, "loss": 2.5, "val": {"loss": 3.0}}\r\n\r\n'
+    '{"step": 1, "loss": NaN}\r\n{"loss": Infinity}\n'
+    '{"step": 2, "loss": 1.0, "wall_time": 1.7e9}\n'
+).encode()
+
+
+@FAST
+@given(cuts=st.lists(st.integers(0, len(TEXT)), max_size=12))
+def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int]) -> None:
+    """Appending in chunks of any size (down to one byte) gives the same points."""
+    path = tmp_path / "chunked.jsonl"
+    path.write_bytes(b"")
+    loader = JsonlLoader(path)
+    seen: list[Point] = []
+    at = 0
+    for cut in [*sorted(cuts), len(TEXT)]:
+        with open(path, "ab") as fh:
+            fh.write(TEXT[at:cut])
+        at = max(at, cut)
+        drain(loader, seen)
+    whole = tmp_path / "whole.jsonl"
+    whole.write_bytes(TEXT)
+    assert seen == drain(JsonlLoader(whole)) and len(seen) == 5
+
+
+def test_one_byte_at_a_time(tmp_path: Path) -> None:
+    """Every byte appended and loaded alone gives the points of the whole file."""
+    path = tmp_path / "bytes.jsonl"
+    path.write_bytes(b"")
+    loader = JsonlLoader(path, batch_bytes=7)
+    seen: list[Point] = []
+    for i in range(len(TEXT)):
+        with open(path, "ab") as fh:
+            fh.write(TEXT[i : i + 1])
+        drain(loader, seen)
+    assert seen == drain(JsonlLoader(path))
+
+
+@FAST
+@given(data=st.binary(max_size=400), lines=st.lists(st.text(max_size=80), max_size=8))
+def test_damaged_input_never_raises(tmp_path: Path, data: bytes, lines: list[str]) -> None:
+    """Random bytes and text give problems with line numbers, never an exception."""
+    path = tmp_path / "damaged.jsonl"
+    path.write_bytes(data + "\n".join(lines).encode() + b"\n")
+    batch = JsonlLoader(path, max_line=100).load()
+    for problem in batch.problems:
+        assert problem.path == str(path) and problem.position.startswith("line ")
+    assert len(batch.problems) == len(set(batch.problems))
+
+
+def test_long_line_skipped_once(tmp_path: Path) -> None:
+    """A line past max_line is skipped and reported once, whether complete or not yet."""
+    path = tmp_path / "long.jsonl"
+    path.write_text('{"step": 1, "loss": 1}\n{"pad": "' + "x" * 300)
+    loader = JsonlLoader(path, max_line=100)
+    first = loader.load()
+    with open(path, "a") as fh:
+        fh.write("x" * 300 + '", "step": 9, "loss": 9}\n{"step": 2, "loss": 2}\n')
+    second = loader.load()
+    assert [str(p) for p in first.problems + second.problems] == [
+        f"{path}: line 2: longer than 100 bytes; skipped"
+    ]
+    assert [s for _, s, _, _ in points(first) + points(second)] == [1, 2]
+
+
+def test_sniff() -> None:
+    """A first line holding a JSON object with a number is JSON Lines."""
+    assert sniff(b'{"step": 1, "loss": 0.5}\n{"step": 2')
+    assert sniff(b'\n{"train": {"loss": 1}}\n')
+    assert not sniff(b'{"name": "x"}\n')
+    assert not sniff(b"[1, 2]\n")
+    assert not sniff(b"epoch,loss\n0,1\n")
+    assert not sniff(b'{"broken": \n')

@@ -1,0 +1,152 @@
+"""TextLogLoader: key=value and key: value pairs in plain stdout logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from advisor.errors import ConfigError
+from advisor.model import Batch
+from advisor.sources.textlog import TextLogLoader
+from advisor.sources.textlog import sniff
+
+Point = tuple[str, int, str]
+FAST = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def points(batch: Batch) -> list[Point]:
+    s = batch.scalars
+    return [
+        (s.tags[int(t)], int(st_), repr(float(v)))
+        for t, st_, v in zip(s.tag_index, s.step, s.value, strict=True)
+    ]
+
+
+def read(tmp_path: Path, text: str, pattern: str | None = None) -> list[Point]:
+    path = tmp_path / "train.log"
+    path.write_text(text)
+    return points(TextLogLoader(path, pattern).load())
+
+
+def test_epoch_bracket_form(tmp_path: Path) -> None:
+    """Epoch [k/N] gives the step and an epoch point; key=value pairs are tags."""
+    got = read(tmp_path, "Epoch [3/30] TrainLoss=1.52 | ValLoss=1.18 | LR=1e-4\n")
+    assert got == [
+        ("epoch", 3, "3.0"),
+        ("TrainLoss", 3, "1.52"),
+        ("ValLoss", 3, "1.18"),
+        ("LR", 3, "0.0001"),
+    ]
+
+
+def test_step_word_and_colon_pairs(tmp_path: Path) -> None:
+    """'step N' and 'key: value' forms; step beats epoch, which stays a tag."""
+    got = read(
+        tmp_path,
+        "step 100: loss=0.52, val_loss=0.61\n"
+        "epoch: 3 loss: 0.41 val_loss: 0.55\n"
+        "Iter [200/5000] epoch=4 lr: -3.2E+05, loss=nan grad=inf\n",
+    )
+    assert got == [
+        ("loss", 100, "0.52"), ("val_loss", 100, "0.61"),
+        ("epoch", 3, "3.0"), ("loss", 3, "0.41"), ("val_loss", 3, "0.55"),
+        ("epoch", 200, "4.0"), ("lr", 200, "-320000.0"), ("loss", 200, "nan"),
+        ("grad", 200, "inf"),
+    ]  # fmt: skip
+
+
+def test_keras_stdout_with_progress_redraws(tmp_path: Path) -> None:
+    """Keras prints 'Epoch k/N' on its own line and redraws progress with carriage returns."""
+    got = read(
+        tmp_path,
+        "Epoch 1/2\n"
+        "1/9 [==>...] - ETA: 0:01:23 - loss: 2.3\r9/9 [=====] - 5s 3ms/step - loss: 0.2973"
+        " - accuracy: 0.9134 - val_loss: 0.1000\n"
+        "Epoch 2/2\n"
+        "9/9 [=====] - 5s 3ms/step - loss: 0.25\n",
+    )
+    assert got == [
+        ("epoch", 1, "1.0"), ("loss", 1, "0.2973"), ("accuracy", 1, "0.9134"),
+        ("val_loss", 1, "0.1"), ("epoch", 2, "2.0"), ("loss", 2, "0.25"),
+    ]  # fmt: skip
+
+
+def test_without_step_counts_metric_lines(tmp_path: Path) -> None:
+    """Lines without a metric are ignored; without a step the metric line count is used."""
+    got = read(
+        tmp_path,
+        "2024-01-01 12:30:45,123 INFO starting, version 1.2.3\n"
+        "loss=0.9 acc=0.1\n"
+        "time: 12:30:45 x=1.2.3\n"
+        "loss = 0.8\n",
+    )
+    assert got == [("loss", 0, "0.9"), ("acc", 0, "0.1"), ("loss", 1, "0.8")]
+
+
+def test_user_pattern(tmp_path: Path) -> None:
+    """A pattern with named groups name and value replaces the default."""
+    got = read(
+        tmp_path,
+        "iter 5 | metric loss is 0.5 | metric acc is 0.25 | other=3\n",
+        r"metric (?P<name>\w+) is (?P<value>[-+.\deE]+)",
+    )
+    assert got == [("loss", 5, "0.5"), ("acc", 5, "0.25")]
+
+
+def test_bad_user_pattern_is_a_config_error(tmp_path: Path) -> None:
+    """A pattern that does not compile or lacks a group fails at construction."""
+    with pytest.raises(ConfigError, match="lacks the named group"):
+        TextLogLoader(tmp_path / "x.log", r"(?P<name>\w+)=(\d+)")
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        TextLogLoader(tmp_path / "x.log", r"(?P<name>")
+
+
+TEXT = (
+    "\ufeffEpoch 1/3\r\nloss: 2.5 - val_loss: 3.0\r\nstep 7: loss=1e-4\n\n"
+    "some noise\nEpoch [2/3] TrainLoss=-1.5E+02 | ValLoss=inf\n"
+).encode()
+
+
+@FAST
+@given(cuts=st.lists(st.integers(0, len(TEXT)), max_size=12))
+def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int]) -> None:
+    """Appending in chunks of any size (down to one byte) gives the same points."""
+    path = tmp_path / "chunked.log"
+    path.write_bytes(b"")
+    loader = TextLogLoader(path)
+    seen: list[Point] = []
+    at = 0
+    for cut in [*sorted(cuts), len(TEXT)]:
+        with open(path, "ab") as fh:
+            fh.write(TEXT[at:cut])
+        at = max(at, cut)
+        seen += points(loader.load())
+    whole = tmp_path / "whole.log"
+    whole.write_bytes(TEXT)
+    assert seen == points(TextLogLoader(whole).load()) and len(seen) == 8
+
+
+@FAST
+@given(data=st.binary(max_size=500))
+def test_damaged_input_never_raises(tmp_path: Path, data: bytes) -> None:
+    """Random bytes never raise; the only problems are over-long lines, by number."""
+    path = tmp_path / "damaged.log"
+    path.write_bytes(data + b"\n")
+    batch = TextLogLoader(path, max_line=50).load()
+    assert all(p.position.startswith("line ") for p in batch.problems)
+
+
+def test_sniff() -> None:
+    """Two lines or more with a loss-like pair make a text log."""
+    assert sniff(b"Epoch [1/3] TrainLoss=1.5 | ValLoss=1.2\nEpoch [2/3] TrainLoss=1.4\n")
+    assert sniff(b"Epoch 1/2\n9/9 - loss: 0.5 - accuracy: 0.9\n9/9 - loss: 0.4\n")
+    assert not sniff(b"Epoch [1/3] TrainLoss=1.5\n")
+    assert not sniff(b"starting\nworkers=4 threads=8\nport=80\n")
+    assert not sniff(b"")
