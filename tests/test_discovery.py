@@ -36,6 +36,7 @@ def test_layouts_fold_into_runs(tmp_path: Path) -> None:
     assert found(tmp_path) == [
         ("keras/fit1", "tfevents", "train/", "events.out.tfevents.1.host"),
         ("keras/fit1", "tfevents", "validation/", "events.out.tfevents.2.host"),
+        ("lightning_logs/version_0", "lightning_hparams", "", "hparams.yaml"),
         ("lightning_logs/version_0", "csv", "", "metrics.csv"),
         ("torch/a", "tfevents", "", "events.out.tfevents.3.host"),
         ("torch/a", "tfevents", "", "events.out.tfevents.4.host"),
@@ -57,9 +58,11 @@ def test_mlflow_metric_files_are_tags_of_their_run(tmp_path: Path) -> None:
     touch(run / "meta.yaml", "run_name: demo\n")
     touch(run / "metrics/val_loss", "1700000000000 0.5 1\n")
     touch(run / "metrics/train/loss", "1700000000000 0.7 1\n")
-    got = [(f.run, f.format, f.tag) for f in discover(tmp_path)]
-    assert got == [("mlruns/0/abc123", "mlflow", "train/loss"),
-                   ("mlruns/0/abc123", "mlflow", "val_loss")]  # fmt: skip
+    touch(run / "params/lr", "0.1")
+    got = [(f.run, f.format, f.tag, f.path.name) for f in discover(tmp_path)]
+    assert sorted(got) == [("mlruns/0/abc123", "mlflow", "train/loss", "loss"),
+                           ("mlruns/0/abc123", "mlflow", "val_loss", "val_loss"),
+                           ("mlruns/0/abc123", "mlflow_params", "", "params")]  # fmt: skip
 
 
 def test_text_logs_found_by_content_not_name(tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ HFSTATE = "hfstate"
 JSONL = "jsonl"
 MLFLOW = "mlflow"
 TEXT = "text"
+LIGHTNING_HPARAMS = "lightning_hparams"
+MLFLOW_PARAMS = "mlflow_params"
 
 _KERAS_SUBDIRS = frozenset({"train", "validation", "eval", "evaluation", "val", "valid", "test"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
@@ -119,6 +121,11 @@ def _classify(path: Path, root: Path, run: str) -> LogFile | None:
         return LogFile(path, run, TFEVENTS, tag_prefix=prefix)
     if name == "trainer_state.json":
         return LogFile(path, run, HFSTATE)
+    if name == "hparams.yaml":
+        return LogFile(path, run, LIGHTNING_HPARAMS)
+    if name == "meta.yaml" and (path.parent / "params").is_dir():
+        # An MLflow run: its params directory holds the hyper-parameters.
+        return LogFile(path.parent / "params", run, MLFLOW_PARAMS)
     mlflow = _mlflow_tag(path)
     if mlflow is not None:
         run_dir, tag = mlflow

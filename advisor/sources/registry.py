@@ -9,7 +9,9 @@ from advisor.sources.base import Loader
 from advisor.sources.discovery import CSV
 from advisor.sources.discovery import HFSTATE
 from advisor.sources.discovery import JSONL
+from advisor.sources.discovery import LIGHTNING_HPARAMS
 from advisor.sources.discovery import MLFLOW
+from advisor.sources.discovery import MLFLOW_PARAMS
 from advisor.sources.discovery import TEXT
 from advisor.sources.discovery import TFEVENTS
 from advisor.sources.discovery import LogFile
@@ -53,6 +55,18 @@ def _text(f: LogFile, settings: Settings) -> Loader:
     return TextLogLoader(f.path, pattern=settings.text_pattern)
 
 
+def _lightning_hparams(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.context import lightning_hparams_loader
+
+    return lightning_hparams_loader(f.path)
+
+
+def _mlflow_params(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.context import mlflow_params_loader
+
+    return mlflow_params_loader(f.path)
+
+
 LOADERS: dict[str, LoaderFactory] = {
     TFEVENTS: _tfevents,
     CSV: _csv,
@@ -60,6 +74,8 @@ LOADERS: dict[str, LoaderFactory] = {
     JSONL: _jsonl,
     MLFLOW: _mlflow,
     TEXT: _text,
+    LIGHTNING_HPARAMS: _lightning_hparams,
+    MLFLOW_PARAMS: _mlflow_params,
 }
 
 
