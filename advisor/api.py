@@ -11,6 +11,7 @@ import numpy as np
 
 from advisor.config import Settings
 from advisor.config import load_settings
+from advisor.memory import release_free_memory
 from advisor.model import Problem
 from advisor.sources.discovery import discover
 from advisor.sources.registry import make_loader
@@ -19,10 +20,6 @@ from advisor.store import Store
 if TYPE_CHECKING:
     import pandas as pd
 
-COLUMNS = ("run", "tag", "role", "step", "wall_time", "value")
-# Each load() call reads at most about this much of a file, so that one call's batch
-# and the store never both hold a whole large file.
-_BATCH_BYTES = 8 << 20
 
 
 def load_store(
@@ -47,57 +44,53 @@ def load_store(
                         on_problem(problem)
                 if not batch.more:
                     break
+                # Between two parts of a large file: give the last part's pages back.
+                release_free_memory()
+    release_free_memory()
     return store
 
 
 def to_frame(store: Store, settings: Settings) -> pd.DataFrame:
     """Drain a Store into a long DataFrame (run, tag, role, step, wall_time, value).
 
-    Each tag's points are freed as they are copied out, so the peak memory is about
-    that of the result alone.
+    Columns are built one at a time and the store's copy of each is freed as soon as it
+    is joined, so the peak is the store plus one column, not the store plus the result.
     """
     import pandas as pd
 
     keys = [(run, tag) for run in store.runs() for tag in store.tags(run)]
-    total = sum(len(store.series(run, tag)) for run, tag in keys)
-    step = np.empty(total, np.int64)
-    wall = np.empty(total, np.float64)
-    value = np.empty(total, np.float64)
-    key_index = np.empty(total, np.int32)
-    at = 0
-    for i, (run, tag) in enumerate(keys):
-        s, w, v = store.pop_series(run, tag).arrays()
-        n = s.size
-        step[at : at + n] = s
-        wall[at : at + n] = w
-        value[at : at + n] = v
-        key_index[at : at + n] = i
-        at += n
+    series = [store.series(run, tag) for run, tag in keys]
+    lengths = np.array([len(s) for s in series], np.int64)
+    columns: dict[str, np.ndarray] = {}
+    for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
+        parts = [chunk for s in series for chunk in s.take_column(name)]
+        columns[name] = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        del parts
+        release_free_memory()
+    for run, _ in keys:
+        store.drop(run)
     runs = [run for run, _ in keys]
     tags = [tag for _, tag in keys]
     roles = [settings.roles.role(tag).role.value for tag in tags]
     return pd.DataFrame(
         {
-            "run": _categorical(runs, key_index),
-            "tag": _categorical(tags, key_index),
-            "role": _categorical(roles, key_index),
-            "step": step,
-            "wall_time": wall,
-            "value": value,
+            "run": _categorical(runs, lengths),
+            "tag": _categorical(tags, lengths),
+            "role": _categorical(roles, lengths),
+            **columns,
         },
         copy=False,
     )
 
 
-def _categorical(labels: list[str], key_index: np.ndarray) -> pd.Categorical:
+def _categorical(labels: list[str], lengths: np.ndarray) -> pd.Categorical:
     import pandas as pd
 
     categories = sorted(set(labels))
     code_of = {c: i for i, c in enumerate(categories)}
     dtype = np.int8 if len(categories) < 127 else np.int16 if len(categories) < 32767 else np.int32
     per_key = np.array([code_of[label] for label in labels], dtype=dtype)
-    codes = per_key[key_index] if key_index.size else np.zeros(0, dtype)
-    return pd.Categorical.from_codes(codes, categories=categories)
+    return pd.Categorical.from_codes(np.repeat(per_key, lengths), categories=categories)
 
 
 def read_scalars(

@@ -126,6 +126,16 @@ class TagSeries:
             self.walls = [np.concatenate(self.walls)]
             self.values = [np.concatenate(self.values)]
 
+    def take_column(self, name: str) -> list[np.ndarray]:
+        """Hand over one column's chunks (``step``, ``wall_time`` or ``value``), emptying it.
+
+        Lets a reader free the store column by column while building its result.
+        """
+        attr = {"step": "steps", "wall_time": "walls", "value": "values"}[name]
+        chunks: list[np.ndarray] = getattr(self, attr)
+        setattr(self, attr, [])
+        return chunks
+
     def arrays(self) -> tuple[I64, F64, F64]:
         """The kept points as three arrays (consolidating first)."""
         self.consolidate()
@@ -206,10 +216,6 @@ class Store:
     def series(self, run: str, tag: str) -> TagSeries:
         """One tag's kept points."""
         return self._runs[run].tags[tag]
-
-    def pop_series(self, run: str, tag: str) -> TagSeries:
-        """Remove and return one tag's points (lets a reader free memory as it goes)."""
-        return self._runs[run].tags.pop(tag)
 
     def curves(self, run: str, roles: RoleTable) -> RunCurves:
         """A run's curves as the core sees them."""

@@ -93,7 +93,7 @@ class TfEventsLoader:
         tag_prefix: str = "",
         check_data_crc: bool = False,
         max_record_bytes: int = 16 << 20,
-        batch_bytes: int = 8 << 20,
+        batch_bytes: int = 4 << 20,
     ) -> None:
         if max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be positive but got {max_record_bytes}")
