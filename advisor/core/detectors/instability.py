@@ -1,0 +1,244 @@
+"""Instability: NaN/inf, divergence, sharp jumps, repeated spikes, oscillation.
+
+Paper-notes §2 row 4: a sharp jump of the loss during the LR ramp is instability, not
+overfitting; §5.3: the paper gives no number, so divergence borrows fastai's rule (4x the
+best smoothed loss) and NaN. What separates a jump from overfitting is its speed: a jump
+happens between two evaluations, overfitting drifts up over many.
+
+NaN/inf policy: any non-finite validation or training loss is instability (critical) at
+the first step where it appears; it is never dropped. Everything else uses the finite
+points. Minimum points: 1 for NaN/inf, 3 for jumps and divergence, ``osc_window`` for
+oscillation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.core import series as sr
+from advisor.core.features import Features
+from advisor.core.features import RunView
+from advisor.core.features import features_of
+from advisor.core.features import view_of
+from advisor.core.fit import theil_sen
+from advisor.model import Diagnosis
+from advisor.model import Finding
+from advisor.model import RunCurves
+from advisor.model import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class InstabilityParams:
+    """Thresholds of the instability detector.
+
+    Attributes:
+        diverge_ratio: a value this many times the best smoothed value is divergence
+            (paper-notes §5.3: fastai stops at 4x, torch-lr-finder at 5x; we take 4).
+        jump_sigma: a jump rises above the smoothed value by more than this many noise
+            sds (our choice; on the tune suite healthy runs reach 23 sd in their fast
+            phase, so ``jump_rel`` is the binding test)...
+        jump_rel: ...and by more than this fraction of it (measured on the tune suite:
+            healthy runs, recovering spikes aside, reach 0.13; the fastest overfitting rise
+            is 0.04 per evaluation).
+        jump_rel_sure: a rise above this fraction of the smoothed value is a jump whatever
+            the noise estimate (on a short run the noise estimate is poor; twice
+            ``jump_rel``, our choice).
+        sustain_frac: a jump is sustained when the next point keeps this fraction of
+            its height; otherwise it is a spike that recovered.
+        max_spikes: this many recovered spikes make a run unstable; one recovering spike
+            is not an alarm (issue 3).
+        osc_window: evaluations examined for oscillation.
+        osc_rel: oscillation needs a median step-to-step change above this fraction of
+            the level (measured on the tune suite: healthy runs, noisy plateaus included,
+            reach 0.094 over 12 evaluations).
+        osc_flips: ...and the direction of change flipping at least this often (white
+            noise flips 2/3 of the time, a period-2 oscillation always; our choice).
+        osc_trend_p: ...and no monotone trend in the window (Mann-Kendall p above this).
+        max_spikes, sustain_frac, osc_window: our choices, not tuned.
+    """
+
+    diverge_ratio: float = 4.0
+    jump_sigma: float = 8.0
+    jump_rel: float = 0.3
+    jump_rel_sure: float = 0.6
+    sustain_frac: float = 0.6
+    max_spikes: int = 2
+    osc_window: int = 12
+    osc_rel: float = 0.15
+    osc_flips: float = 0.5
+    osc_trend_p: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.diverge_ratio <= 1.0:
+            raise ValueError(f"diverge_ratio must exceed 1 but got {self.diverge_ratio}")
+        if self.max_spikes < 1:
+            raise ValueError(f"max_spikes must be at least 1 but got {self.max_spikes}")
+        if self.osc_window < 4:
+            raise ValueError(f"osc_window must be at least 4 but got {self.osc_window}")
+
+
+def detect(rc: RunCurves, params: InstabilityParams = InstabilityParams()) -> Finding | None:
+    """Instability of a run, or None (see the module docstring for the rules)."""
+    view = view_of(rc)
+    if view is None:
+        return None
+    return detect_features(view, features_of(view), params)
+
+
+def detect_features(view: RunView, feat: Features, params: InstabilityParams) -> Finding | None:
+    """Instability from an already built view and its features."""
+    found = _nonfinite(view)
+    if found is not None:
+        return found
+    steps, y = view.val.finite_part()
+    if y.size < 3:
+        return None
+    last = int(steps[-1])
+    beta = sr.ema_beta(int(y.size))
+    smooth = sr.ema(y, beta)
+    best = float(np.min(smooth[:-1]))
+    if best > 0 and y[-1] >= params.diverge_ratio * best:
+        return Finding(
+            Diagnosis.INSTABILITY,
+            Severity.CRITICAL,
+            1.0,
+            last,
+            f"validation value is {y[-1] / best:.1f}x its best smoothed value: diverging",
+            {"ratio_to_best": float(y[-1] / best), "best": best, "first_bad_step": last},
+        )
+    found = _train_divergence(view, params, last)
+    if found is not None:
+        return found
+    # Noise from the points up to the smoothed minimum: a divergence or a run of spikes
+    # after it would inflate a whole-run estimate on a short run.
+    quiet = y[: int(np.argmin(smooth)) + 1]
+    noise = sr.robust_noise(quiet) if quiet.size >= 4 else sr.robust_noise(y)
+    found = _jumps(steps, y, smooth, noise, params)
+    if found is not None:
+        return found
+    return _oscillation(steps, y, feat.level, params, last)
+
+
+def _nonfinite(view: RunView) -> Finding | None:
+    for name, ser in (("validation", view.val), ("training", view.train)):
+        if ser is None or bool(ser.finite.all()):
+            continue
+        bad = np.nonzero(~ser.finite)[0]
+        first = int(ser.step[bad[0]])
+        return Finding(
+            Diagnosis.INSTABILITY,
+            Severity.CRITICAL,
+            1.0,
+            int(ser.step[-1]),
+            f"{name} loss became NaN/inf at step {first}",
+            {"first_bad_step": first, "nonfinite": float(bad.size)},
+        )
+    return None
+
+
+def _train_divergence(view: RunView, params: InstabilityParams, last: int) -> Finding | None:
+    if view.train is None:
+        return None
+    _, tv = view.train.finite_part()
+    if tv.size < 3:
+        return None
+    ts = sr.ema(tv, sr.ema_beta(int(tv.size)))
+    best = float(np.min(ts))
+    if best > 0 and ts[-1] >= params.diverge_ratio * best:
+        return Finding(
+            Diagnosis.INSTABILITY,
+            Severity.CRITICAL,
+            1.0,
+            last,
+            f"training loss is {ts[-1] / best:.1f}x its best smoothed value: diverging",
+            {"train_ratio_to_best": float(ts[-1] / best), "first_bad_step": last},
+        )
+    return None
+
+
+def _jumps(
+    steps: np.ndarray, y: np.ndarray, smooth: np.ndarray, noise: float, params: InstabilityParams
+) -> Finding | None:
+    """Sustained jumps and repeated spikes, each point against the smoothed value before it."""
+    ref = smooth[:-1]
+    height = y[1:] - ref
+    thresh = np.minimum(
+        np.maximum(params.jump_sigma * noise, params.jump_rel * np.abs(ref)),
+        params.jump_rel_sure * np.abs(ref),
+    )
+    jump = np.nonzero(height > thresh)[0]
+    if jump.size == 0:
+        return None
+    spikes = 0
+    for k, j in enumerate(jump):
+        if k and jump[k - 1] == j - 1:
+            continue  # the same episode as the jump before
+        nxt = j + 2
+        if nxt >= y.size:
+            continue  # too early to say whether it recovers
+        if _still_high(y, float(ref[j]), float(height[j]), int(nxt), params):
+            return Finding(
+                Diagnosis.INSTABILITY,
+                Severity.WARNING,
+                min(1.0, 0.5 + 0.5 * float(height[j] / thresh[j]) / 4.0),
+                int(steps[-1]),
+                f"validation value jumped by {height[j] / abs(ref[j]) * 100:.0f}% "
+                f"at step {int(steps[j + 1])} and stayed up",
+                {
+                    "first_bad_step": int(steps[j + 1]),
+                    "jump_rel": float(height[j] / abs(ref[j])),
+                    "jump_sigma": float(height[j] / noise) if noise > 0 else math.inf,
+                },
+            )
+        spikes += 1
+    if spikes >= params.max_spikes:
+        return Finding(
+            Diagnosis.INSTABILITY,
+            Severity.WARNING,
+            min(1.0, 0.6 + 0.1 * spikes),
+            int(steps[-1]),
+            f"{spikes} loss spikes so far",
+            {"spikes": float(spikes), "first_bad_step": int(steps[jump[0] + 1])},
+        )
+    return None
+
+
+def _still_high(
+    y: np.ndarray, ref: float, height: float, start: int, params: InstabilityParams
+) -> bool:
+    """Has the value stayed up since the jump, until the last point?"""
+    return bool(np.all(y[start:] - ref >= params.sustain_frac * height))
+
+
+def _oscillation(
+    steps: np.ndarray, y: np.ndarray, level0: float, params: InstabilityParams, last: int
+) -> Finding | None:
+    """Oscillation over the last ``osc_window`` raw evaluations (never binned: averaging
+    neighbours would cancel a period-2 oscillation)."""
+    w = y[-params.osc_window :]
+    if w.size < params.osc_window:
+        return None
+    d = np.diff(w)
+    amp = float(np.median(np.abs(d)))
+    level = float(np.median(w))
+    rel = amp / level if level > 0 else amp / level0
+    if rel < params.osc_rel:
+        return None
+    sign = np.sign(d)
+    flips = float(np.mean(sign[1:] != sign[:-1]))
+    if flips < params.osc_flips:
+        return None
+    trend = theil_sen(steps[-params.osc_window :].astype(np.float64), w)
+    if trend.p_value <= params.osc_trend_p:
+        return None
+    return Finding(
+        Diagnosis.INSTABILITY,
+        Severity.WARNING,
+        min(1.0, 0.5 + rel),
+        last,
+        f"validation value oscillates by {rel * 100:.0f}% between evaluations",
+        {"amplitude_rel": rel, "flips": flips, "trend_p": trend.p_value},
+    )

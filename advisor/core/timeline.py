@@ -1,0 +1,203 @@
+"""Replay a run as if live: the alerts the advisor would have raised, and when.
+
+The walk visits the run's validation evaluations in logged (step) order and analyses
+the prefix of every curve up to each one. Long runs are analysed on a grid of about
+``max_analyses`` prefixes; wherever the raw diagnosis differs between two neighbouring
+grid points, every evaluation in between is analysed too, so the step at which a
+diagnosis first appears is exact (a change that appears and vanishes between two grid
+points can be missed).
+
+Alert lifecycle: a non-healthy diagnosis opens an alert once it has held for
+``patience`` consecutive evaluations, or at once when its confidence reaches ``sure``
+(instability findings, which confirm themselves, open at once); a change of severity
+that holds as long updates it; ``resolve_patience`` consecutive evaluations without it
+resolve it. An alert's step is the step at which the advisor would have said it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from dataclasses import field
+
+import numpy as np
+
+from advisor.core.analysis import Analysis
+from advisor.core.analysis import AnalysisParams
+from advisor.core.analysis import analyze_view
+from advisor.core.features import RunView
+from advisor.core.features import view_of
+from advisor.model import Alert
+from advisor.model import AlertEvent
+from advisor.model import Diagnosis
+from advisor.model import Finding
+from advisor.model import Role
+from advisor.model import RunCurves
+from advisor.model import RunSummary
+from advisor.model import Severity
+
+#: Detector ids used as alert rules until the rules engine lands.
+RULES = {
+    Diagnosis.OVERFITTING: "DET-OVERFIT",
+    Diagnosis.UNDERFITTING: "DET-UNDERFIT",
+    Diagnosis.INSTABILITY: "DET-INSTABILITY",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayParams:
+    """How findings become alerts.
+
+    Attributes:
+        analysis: detector parameters.
+        patience: evaluations an overfitting or underfitting finding must hold before
+            its alert opens (on the tune suite 1 already gives no false alarm; 2 is a
+            margin for real curves, and costs about 0.06 of the run in mean earliness).
+        sure: a finding at least this confident opens without waiting for ``patience``
+            (on the tune suite no healthy prefix yields any such finding; the first
+            findings of problem runs have confidence 0.72-0.98, median 0.85).
+        resolve_patience: evaluations without the diagnosis before its alert resolves.
+        max_analyses: prefixes analysed on the coarse grid of a long run.
+    """
+
+    analysis: AnalysisParams = field(default_factory=lambda: AnalysisParams(with_trend=False))
+    patience: int = 2
+    sure: float = 0.8
+    resolve_patience: int = 3
+    max_analyses: int = 200
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise ValueError(f"patience must be at least 1 but got {self.patience}")
+        if self.max_analyses < 2:
+            raise ValueError(f"max_analyses must be at least 2 but got {self.max_analyses}")
+
+
+_Key = tuple[Diagnosis, Severity | None]
+
+
+def _key(a: Analysis) -> _Key:
+    if a.diagnosis in RULES and a.finding is not None:
+        return a.diagnosis, a.finding.severity
+    return Diagnosis.HEALTHY, None
+
+
+def raw_timeline(view: RunView, params: ReplayParams) -> list[Analysis]:
+    """The analysis at every validation evaluation (coarse grid, refined at changes)."""
+    steps = view.val.step
+    n = int(steps.size)
+    done: dict[int, Analysis] = {}
+
+    def at(i: int) -> Analysis:
+        if i not in done:
+            done[i] = analyze_view(view.upto(int(steps[i])), params.analysis)
+        return done[i]
+
+    stride = max(1, math.ceil(n / params.max_analyses))
+    grid = [*range(0, n, stride)]
+    if grid[-1] != n - 1:
+        grid.append(n - 1)
+    for a, b in itertools.pairwise(grid):
+        if _key(at(a)) != _key(at(b)):
+            for i in range(a + 1, b):
+                at(i)
+    out: list[Analysis] = []
+    last = at(0)
+    for i in range(n):
+        last = done.get(i, last)
+        out.append(last)
+    return out
+
+
+def replay_run(
+    rc: RunCurves, params: ReplayParams | None = None
+) -> tuple[list[Alert], RunSummary]:
+    """Walk a run's validation evaluations in order and return its alerts and summary.
+
+    Args:
+        rc: the whole run.
+        params: alerting parameters (defaults when None).
+
+    Returns:
+        The alerts in order, and the summary at the end of the log (whose diagnosis is
+        the analysis of the whole run).
+    """
+    params = params or ReplayParams()
+    view = view_of(rc)
+    if view is None or len(view.val) == 0:
+        return [], RunSummary(rc.run, Diagnosis.UNKNOWN, 0, 0, {})
+    timeline = raw_timeline(view, params)
+    alerts = _alerts(rc, timeline, params)
+    first: dict[str, int] = {}
+    for al in alerts:
+        if al.event is AlertEvent.OPENED:
+            first.setdefault(al.finding.diagnosis.value, al.finding.step)
+    end = timeline[-1]
+    return alerts, RunSummary(rc.run, end.diagnosis, end.points, end.last_step, first)
+
+
+def _alerts(rc: RunCurves, timeline: list[Analysis], params: ReplayParams) -> list[Alert]:
+    epoch = rc.first(Role.EPOCH)
+    wall = rc.first(Role.VAL_LOSS) or rc.first(Role.VAL_METRIC)
+
+    def make(event: AlertEvent, finding: Finding) -> Alert:
+        ep = wt = None
+        if epoch is not None and len(epoch):
+            ep = float(np.interp(finding.step, epoch.step, epoch.value))
+        if wall is not None and len(wall):
+            i = int(np.searchsorted(wall.step, finding.step, side="right")) - 1
+            w = float(wall.wall_time[max(i, 0)])
+            wt = w if math.isfinite(w) else None
+        return Alert(event, rc.run, RULES[finding.diagnosis], finding, ep, wt)
+
+    alerts: list[Alert] = []
+    held: _Key | None = None
+    held_finding: Finding | None = None
+    streak, streak_key, clear = 0, None, 0
+    for a in timeline:
+        key = _key(a)
+        streak = streak + 1 if key == streak_key else 1
+        streak_key = key
+        alerting = key[0] in RULES and a.finding is not None
+        ready = alerting and _ready(
+            key, streak, params, a.finding.confidence if a.finding else 0.0
+        )
+        if held is not None and held_finding is not None:
+            clear = clear + 1 if key[0] != held[0] else 0
+            if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
+                alerts.append(make(AlertEvent.RESOLVED, _as_of(held_finding, a)))
+                held, held_finding, clear = None, None, 0
+            elif alerting and key != held and ready:
+                assert a.finding is not None
+                alerts.append(make(AlertEvent.UPDATED, a.finding))
+                held, held_finding = key, a.finding
+        if held is None and alerting and ready:
+            assert a.finding is not None
+            alerts.append(make(AlertEvent.OPENED, a.finding))
+            held, held_finding, clear = key, a.finding, 0
+    return alerts
+
+
+def _ready(key: _Key, streak: int, params: ReplayParams, confidence: float = 0.0) -> bool:
+    # Instability findings carry their own confirmation (a jump must persist to the next
+    # point, a spike must be the second one, an oscillation fills a window), and waiting
+    # longer would miss "at the first bad point" (issue 3).
+    return (
+        key[1] is Severity.CRITICAL
+        or key[0] is Diagnosis.INSTABILITY
+        or streak >= params.patience
+        or confidence >= params.sure
+    )
+
+
+def _as_of(finding: Finding, now: Analysis) -> Finding:
+    """The held finding, restated at the step where it went away."""
+    return Finding(
+        finding.diagnosis,
+        finding.severity,
+        finding.confidence,
+        now.last_step,
+        f"resolved: {finding.message}",
+        finding.evidence,
+    )

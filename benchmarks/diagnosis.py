@@ -1,0 +1,564 @@
+"""Diagnosis quality on the labelled scenario suites, against baselines; and speed.
+
+Usage: python benchmarks/diagnosis.py [--files DIR] [--suite tune|holdout] [--quick]
+
+For each suite (``tune``, used for tuning thresholds, and ``holdout``, never used for
+that) it prints: the confusion matrix of the end-of-log diagnosis; false alarms on
+healthy runs (a run counts when any alert opened, even one that later resolved);
+earliness (the fraction of the run at which the right alert first opened, against the
+``visible_from`` of the label); and the same numbers, in the same run, for baselines
+implemented from their documented defaults. Then LR range test suggestions against the
+true maximum LR, the time of ``analyze`` by run length, and PASS/FAIL per target.
+
+Curves come from the generator in memory, or with ``--files DIR`` from the files that
+``fixtures/scenarios/generate.py`` wrote, read through ``advisor.read_scalars``.
+
+Baselines and how a trigger maps to a diagnosis (silence is ``healthy`` for all):
+
+- Keras ``EarlyStopping(monitor="val_loss", patience=0 | 10, min_delta=0)``: the wait
+  counter grows each epoch and resets on an improvement; stop when wait >= patience
+  (after the first epoch). A stop means "the validation loss stopped improving", the
+  callback's stated purpose against overfitting: ``overfitting``; a stop on a NaN/inf
+  value (NaN never improves): ``instability``.
+- Lightning ``EarlyStopping(monitor="val_loss", patience=3, check_finite=True)``: stops at
+  once on NaN/inf (``instability``), otherwise like Keras (``overfitting``).
+- SageMaker Debugger ``Overfit`` (start_step 0, patience 1, ratio_threshold 0.1): triggers
+  when (val - train) / train > 0.1 for ``patience`` evaluations: ``overfitting``. Needs a
+  training loss; silent without one.
+- SageMaker Debugger ``LossNotDecreasing`` (num_steps 10, diff_percent 0.1,
+  increase_threshold_percent 5): every 10 evaluations, compares the loss with the one 10
+  evaluations before; triggers when it rose by more than 5% (``overfitting``) or fell by
+  less than 0.1% (a stall: ``underfitting``, the rule's stated purpose of catching
+  training that makes no progress).
+- NNI ``MedianstopAssessor`` (start_step 0): stops a run when its best value so far is
+  worse than the median of the other runs' running averages at the same point:
+  ``underfitting`` (it learns slower than its peers). NNI compares trials of one task;
+  the suite's runs have random scales, so each run is divided by its first value, and
+  "the same point" is the same fraction of the run. This is the idea, adapted.
+- Ours: ``advisor.core.timeline.replay_run`` (alerts) and the analysis at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advisor.core import series as sr
+from advisor.core.analysis import analyze
+from advisor.core.timeline import ReplayParams
+from advisor.core.timeline import replay_run
+from advisor.model import AlertEvent
+from advisor.model import Curve
+from advisor.model import Diagnosis
+from advisor.model import Direction
+from advisor.model import Role
+from advisor.model import RunCurves
+from advisor.model import TagRole
+from advisor.scenarios import suite
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = [d.value for d in Diagnosis if d is not Diagnosis.UNKNOWN] + ["unknown"]
+PROBLEMS = (Diagnosis.OVERFITTING, Diagnosis.UNDERFITTING, Diagnosis.INSTABILITY)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled run and its curves."""
+
+    name: str
+    label: Diagnosis
+    visible_from: float
+    truth: dict[str, float]
+    rc: RunCurves
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one method said about one run.
+
+    Attributes:
+        diagnosis: at the end of the log.
+        alerts: (evaluation index, diagnosis) of every alert opened, in order.
+        n: evaluations in the run.
+    """
+
+    diagnosis: Diagnosis
+    alerts: tuple[tuple[int, Diagnosis], ...]
+    n: int
+
+    def first(self, d: Diagnosis) -> float | None:
+        """Fraction of the run at which an alert of diagnosis ``d`` first opened."""
+        for i, got in self.alerts:
+            if got is d:
+                return (i + 1) / self.n
+        return None
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_memory(name: str) -> list[Case]:
+    return [
+        Case(s.name, s.label, s.visible_from, dict(s.truth), s.run_curves()) for s in suite(name)
+    ]
+
+
+def load_files(name: str, root: Path) -> list[Case]:
+    """Read a suite written by fixtures/scenarios/generate.py through advisor.read_scalars."""
+    import advisor
+
+    labels = json.loads((root / name / "labels.json").read_text())
+    df = advisor.read_scalars(root / name)
+    cases = []
+    for run_name, meta in sorted(labels.items()):
+        rows = df[df["run"].astype(str).str.split("/").str[0] == run_name]
+        curves: dict[str, Curve] = {}
+        for (tag, role), group in rows.groupby(["tag", "role"]):
+            g = group.sort_values("step", kind="stable")
+            r = Role(str(role))
+            direction = (
+                Direction.MAX if ("acc" in str(tag) and r is Role.VAL_METRIC) else Direction.MIN
+            )
+            curves[str(tag)] = Curve(
+                str(tag),
+                TagRole(r, direction),
+                g["step"].to_numpy(np.int64),
+                g["wall_time"].to_numpy(np.float64),
+                g["value"].to_numpy(np.float64),
+            )
+        cases.append(
+            Case(
+                run_name,
+                Diagnosis(meta["label"]),
+                float(meta["visible_from"]),
+                dict(meta.get("truth", {})),
+                RunCurves(run_name, curves),
+            )
+        )
+    return cases
+
+
+# --- methods ---------------------------------------------------------------------------
+
+
+def _val(rc: RunCurves) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and oriented values (lower is better) of the monitored validation series."""
+    c = rc.first(Role.VAL_LOSS) or rc.first(Role.VAL_METRIC)
+    assert c is not None
+    ser = sr.oriented(sr.from_curve(c), c.role.direction)
+    return ser.step, ser.value
+
+
+def _train_at(rc: RunCurves, steps: np.ndarray) -> np.ndarray | None:
+    c = rc.first(Role.TRAIN_LOSS)
+    if c is None or rc.first(Role.VAL_LOSS) is None:
+        return None
+    ser = sr.from_curve(c)
+    out: np.ndarray = np.interp(steps.astype(float), ser.step.astype(float), ser.value)
+    return out
+
+
+def ours(case: Case) -> Outcome:
+    # Every evaluation is analysed (no coarse grid), so that an alert that opens and
+    # closes between two grid points is still counted.
+    alerts, summary = replay_run(case.rc, ReplayParams(max_analyses=1 << 30))
+    steps, _ = _val(case.rc)
+    opened = tuple(
+        (int(np.searchsorted(steps, a.finding.step)), a.finding.diagnosis)
+        for a in alerts
+        if a.event is AlertEvent.OPENED
+    )
+    return Outcome(summary.diagnosis, opened, int(steps.size))
+
+
+def _stop(index: int, diagnosis: Diagnosis, n: int) -> Outcome:
+    return Outcome(diagnosis, ((index, diagnosis),), n)
+
+
+def keras(patience: int) -> Callable[[Case], Outcome]:
+    def run(case: Case) -> Outcome:
+        _, v = _val(case.rc)
+        best, wait = math.inf, 0
+        for i, cur in enumerate(v):
+            wait += 1
+            if cur < best:  # NaN never improves
+                best, wait = float(cur), 0
+                continue
+            if wait >= patience and i > 0:
+                d = Diagnosis.INSTABILITY if not math.isfinite(cur) else Diagnosis.OVERFITTING
+                return _stop(i, d, v.size)
+        return Outcome(Diagnosis.HEALTHY, (), v.size)
+
+    return run
+
+
+def lightning(case: Case, patience: int = 3) -> Outcome:
+    _, v = _val(case.rc)
+    best, wait = math.inf, 0
+    for i, cur in enumerate(v):
+        if not math.isfinite(cur):
+            return _stop(i, Diagnosis.INSTABILITY, v.size)
+        if cur < best:
+            best, wait = float(cur), 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return _stop(i, Diagnosis.OVERFITTING, v.size)
+    return Outcome(Diagnosis.HEALTHY, (), v.size)
+
+
+def sm_overfit(case: Case, ratio_threshold: float = 0.1, patience: int = 1) -> Outcome:
+    steps, v = _val(case.rc)
+    train = _train_at(case.rc, steps)
+    if train is None:
+        return Outcome(Diagnosis.HEALTHY, (), v.size)
+    count = 0
+    for i, (va, tr) in enumerate(zip(v, train, strict=True)):
+        ratio = (va - tr) / tr if tr != 0 else math.nan
+        count = count + 1 if ratio > ratio_threshold else 0
+        if count >= patience:
+            return _stop(i, Diagnosis.OVERFITTING, v.size)
+    return Outcome(Diagnosis.HEALTHY, (), v.size)
+
+
+def sm_loss_not_decreasing(
+    case: Case, num_steps: int = 10, diff_percent: float = 0.1, increase_pct: float = 5.0
+) -> Outcome:
+    _, v = _val(case.rc)
+    for i in range(num_steps, v.size, num_steps):
+        prev, cur = v[i - num_steps], v[i]
+        if not (math.isfinite(prev) and math.isfinite(cur)):
+            continue
+        if cur > prev * (1 + increase_pct / 100):
+            return _stop(i, Diagnosis.OVERFITTING, v.size)
+        if (prev - cur) / prev * 100 < diff_percent:
+            return _stop(i, Diagnosis.UNDERFITTING, v.size)
+    return Outcome(Diagnosis.HEALTHY, (), v.size)
+
+
+def nni_median(cases: list[Case]) -> Callable[[Case], Outcome]:
+    """Median stop against the other runs of the suite (see the module docstring)."""
+    norm: dict[str, np.ndarray] = {}
+    for c in cases:
+        _, v = _val(c.rc)
+        fin = v[np.isfinite(v)]
+        first = float(fin[0]) if fin.size else 1.0
+        norm[c.name] = np.where(np.isfinite(v), v, np.nan) / first
+    running = {
+        k: np.nancumsum(v) / np.maximum(np.cumsum(np.isfinite(v)), 1) for k, v in norm.items()
+    }
+
+    def run(case: Case) -> Outcome:
+        v = norm[case.name]
+        n = v.size
+        best = np.fmin.accumulate(np.where(np.isfinite(v), v, np.inf))
+        others = [r for k, r in running.items() if k != case.name]
+        for i in range(n):
+            f = (i + 1) / n
+            med = float(np.median([r[max(0, math.ceil(f * r.size) - 1)] for r in others]))
+            if best[i] > med:
+                return _stop(i, Diagnosis.UNDERFITTING, n)
+        return Outcome(Diagnosis.HEALTHY, (), n)
+
+    return run
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Score:
+    accuracy: float
+    healthy_alarm_runs: list[str]
+    earliness: float  # mean first-right-alert fraction over problem runs (1.0 if none)
+    confusion: Counter[tuple[str, str]]
+
+
+def score(cases: list[Case], outs: list[Outcome]) -> Score:
+    conf: Counter[tuple[str, str]] = Counter()
+    right = 0
+    alarms = []
+    early = []
+    for c, o in zip(cases, outs, strict=True):
+        conf[(c.label.value, o.diagnosis.value)] += 1
+        right += c.label is o.diagnosis
+        if c.label is Diagnosis.HEALTHY and o.alerts:
+            alarms.append(c.name)
+        if c.label in PROBLEMS:
+            f = o.first(c.label)
+            early.append(1.0 if f is None else f)
+    return Score(right / len(cases), alarms, statistics.fmean(early), conf)
+
+
+def print_confusion(conf: Counter[tuple[str, str]]) -> None:
+    preds = [p for p in LABELS if any(k[1] == p for k in conf)]
+    short = {p: p[:11] for p in preds}
+    print("    label \\ said  " + " ".join(f"{short[p]:>12}" for p in preds))
+    for lab in LABELS:
+        if not any(k[0] == lab for k in conf):
+            continue
+        print(f"    {lab:14}" + " ".join(f"{conf[(lab, p)]:>12}" for p in preds))
+
+
+def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple[int, int]]:
+    """Per target: (runs meeting it, runs it applies to).
+
+    "visible by then" keeps only the runs whose condition is visible (``visible_from``)
+    by the target's deadline: a gentle rise can be invisible 15% after the minimum, and a
+    short run has fewer than the 12 evaluations underfitting needs by 30% of it.
+    """
+    keys = (
+        "overfit<=min+15%",
+        "overfit<=min+15% (visible by then)",
+        "underfit<=30%",
+        "underfit<=30% (visible by then)",
+        "underfit<=max(30%,vis)",
+        "instab@first_bad",
+        "instab<=first_bad+1",
+    )
+    res = {k: [0, 0] for k in keys}
+
+    def add(key: str, ok: bool) -> None:
+        res[key][0] += ok
+        res[key][1] += 1
+
+    for c, o in zip(cases, outs, strict=True):
+        f = o.first(c.label)
+        if c.label is Diagnosis.OVERFITTING:
+            deadline = c.truth["min_frac"] + 0.15
+            add("overfit<=min+15%", f is not None and f <= deadline + 1e-4)
+            if c.visible_from <= deadline:
+                add("overfit<=min+15% (visible by then)", f is not None and f <= deadline + 1e-4)
+        elif c.label is Diagnosis.UNDERFITTING:
+            add("underfit<=30%", f is not None and f <= 0.3 + 1e-4)
+            if c.visible_from <= 0.3:
+                add("underfit<=30% (visible by then)", f is not None and f <= 0.3 + 1e-4)
+            lim = max(0.3, c.visible_from)
+            add("underfit<=max(30%,vis)", f is not None and f <= lim + 1e-4)
+        elif c.label is Diagnosis.INSTABILITY:
+            bad = int(c.truth["first_bad"])
+            idx = None if f is None else round(f * o.n) - 1
+            add("instab@first_bad", idx is not None and idx <= bad)
+            add("instab<=first_bad+1", idx is not None and idx <= bad + 1)
+    return {k: (v[0], v[1]) for k, v in res.items()}
+
+
+def detail(cases: list[Case], outs: list[Outcome]) -> None:
+    for lab in PROBLEMS:
+        rows = [(c, o.first(lab)) for c, o in zip(cases, outs, strict=True) if c.label is lab]
+        got = [(c, f) for c, f in rows if f is not None]
+        if not rows:
+            continue
+        lead = [f - c.visible_from for c, f in got]
+        extra = ""
+        if lab is Diagnosis.OVERFITTING and got:
+            after = [f - c.truth["min_frac"] for c, f in got]
+            extra = (
+                f"; after minimum: median {statistics.median(after):+.2f}, max {max(after):+.2f}"
+            )
+        print(
+            f"    {lab.value:13} alerted {len(got)}/{len(rows)}; at fraction median "
+            f"{statistics.median([f for _, f in got]) if got else math.nan:.2f}; minus "
+            f"visible_from: median {statistics.median(lead) if lead else math.nan:+.2f}, max "
+            f"{max(lead) if lead else math.nan:+.2f}{extra}"
+        )
+        late = [
+            (c.name, round(f, 2), round(c.visible_from, 2))
+            for c, f in got
+            if f - c.visible_from > 0.15
+        ]
+        missed = [c.name for c, f in rows if f is None]
+        if late:
+            print(f"      late (>0.15 after visible): {late}")
+        if missed:
+            print(f"      never alerted: {missed}")
+
+
+def lr_table(cases: list[Case]) -> dict[str, float]:
+    """Median |log10(suggestion / true max LR)| per method, over the LR range tests."""
+    errs: dict[str, list[float]] = {}
+    band: dict[str, list[bool]] = {}
+    for c in cases:
+        if c.label is not Diagnosis.LR_RANGE_TEST:
+            continue
+        a = analyze(c.rc)
+        if a.lr_range is None:
+            continue
+        true = c.truth["max_lr"]
+        r = a.lr_range
+        suggestions = {
+            "ours max_lr": r.max_lr,
+            "ours min_lr (vs true/10)": r.min_lr,
+            "fastai valley": r.fastai_valley,
+            "fastai steep": r.fastai_steep,
+            "fastai minimum": r.fastai_minimum,
+            "lightning": r.lightning,
+        }
+        for name, v in suggestions.items():
+            if not (v > 0 and math.isfinite(v)):
+                continue
+            target = true / 10 if name.startswith("ours min_lr") else true
+            errs.setdefault(name, []).append(abs(math.log10(v / target)))
+            band.setdefault(name, []).append(true / 10 * 0.999 <= v <= true * 1.001)
+    print("    method                   median |log10(lr / true max)|   in [max/10, max]")
+    for name, e in errs.items():
+        med = statistics.median(e)
+        print(f"    {name:24} {med:>10.2f} decades           {sum(band[name])}/{len(e)}")
+    return {k: statistics.median(v) for k, v in errs.items()}
+
+
+# --- timing ----------------------------------------------------------------------------
+
+
+def timing(
+    sizes: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000), reps: int = 25
+) -> dict[int, tuple[float, float]]:
+    """Median wall and CPU milliseconds of ``analyze`` per run length.
+
+    The machine is shared, so wall time includes waiting for a core; CPU time (this
+    process only) does not. Sizes are interleaved so that a busy spell hits them all.
+    """
+    rng = np.random.default_rng(7)
+    runs = {}
+    for n in sizes:
+        i = np.arange(1, n + 1, dtype=np.float64)
+        val = (0.4 + 2.0 * np.exp(-i / (0.2 * n))) * (1 + 0.01 * rng.standard_normal(n))
+        steps = (i * 10).astype(np.int64)
+        wall = 1.7e9 + i
+        runs[n] = RunCurves(
+            "timing",
+            {
+                "val_loss": Curve("val_loss", TagRole(Role.VAL_LOSS), steps, wall, val),
+                "loss": Curve("loss", TagRole(Role.TRAIN_LOSS), steps, wall, val * 0.8),
+                "lr": Curve("lr", TagRole(Role.LR), steps, wall, np.full(n, 0.01)),
+            },
+        )
+        analyze(runs[n])
+    walls: dict[int, list[float]] = {n: [] for n in sizes}
+    cpus: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(reps):
+        for n in sizes:
+            w0, c0 = time.perf_counter(), time.process_time()
+            analyze(runs[n])
+            cpus[n].append(time.process_time() - c0)
+            walls[n].append(time.perf_counter() - w0)
+    return {
+        n: (statistics.median(walls[n]) * 1e3, statistics.median(cpus[n]) * 1e3) for n in sizes
+    }
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Diagnosis quality and speed.")
+    parser.add_argument("--files", type=Path, default=None, help="read suites from DIR")
+    parser.add_argument("--suite", choices=["tune", "holdout"], action="append")
+    args = parser.parse_args(argv)
+    names = args.suite or ["tune", "holdout"]
+    verdicts: list[tuple[str, bool, str]] = []
+    t_start = time.perf_counter()
+    for name in names:
+        cases = load_files(name, args.files) if args.files else load_memory(name)
+        print(
+            f"\n=== suite {name}: {len(cases)} runs "
+            f"({'files' if args.files else 'generator in memory'}) ==="
+        )
+        methods: dict[str, Callable[[Case], Outcome]] = {
+            "ours": ours,
+            "keras ES p=0": keras(0),
+            "keras ES p=10": keras(10),
+            "lightning ES p=3": lightning,
+            "sagemaker Overfit": sm_overfit,
+            "sagemaker LossNotDecr": sm_loss_not_decreasing,
+            "nni median stop": nni_median(cases),
+        }
+        results = {m: [f(c) for c in cases] for m, f in methods.items()}
+        scores = {m: score(cases, o) for m, o in results.items()}
+        mine = scores["ours"]
+        print("  confusion (ours, end of log):")
+        print_confusion(mine.confusion)
+        print(
+            f"  accuracy {mine.accuracy:.1%}; healthy runs with any alert: "
+            f"{len(mine.healthy_alarm_runs)} {mine.healthy_alarm_runs}"
+        )
+        print("  earliness (fraction of the run at the first right alert):")
+        detail(cases, results["ours"])
+        et = earliness_targets(cases, results["ours"])
+        for k, (ok, tot) in et.items():
+            print(f"    {k:24} {ok}/{tot}")
+        print("  baselines (same runs):")
+        print("    method                 accuracy  healthy-alarm runs  mean earliness  ahead?")
+        ahead_all = True
+        for m, s in scores.items():
+            ahead = (
+                ""
+                if m == "ours"
+                else (
+                    "yes"
+                    if mine.accuracy >= s.accuracy and mine.earliness <= s.earliness
+                    else "NO"
+                )
+            )
+            ahead_all &= ahead != "NO"
+            print(
+                f"    {m:22} {s.accuracy:>8.1%}  {len(s.healthy_alarm_runs):>18}  "
+                f"{s.earliness:>14.2f}  {ahead}"
+            )
+        print("  LR range tests (true max LR = argmin of the noise-free curve):")
+        lr_table(cases)
+        hlth = sum(c.label is Diagnosis.HEALTHY for c in cases)
+        verdicts += [
+            (f"{name}: end-of-log accuracy >= 95%", mine.accuracy >= 0.95, f"{mine.accuracy:.1%}"),
+            (
+                f"{name}: 0 alerts on healthy runs",
+                not mine.healthy_alarm_runs,
+                f"{len(mine.healthy_alarm_runs)}/{hlth} healthy runs alerted",
+            ),
+        ]
+        for k in (
+            "overfit<=min+15%",
+            "overfit<=min+15% (visible by then)",
+            "underfit<=30%",
+            "underfit<=30% (visible by then)",
+            "instab<=first_bad+1",
+        ):
+            ok, tot = et[k]
+            verdicts.append((f"{name}: {k}", ok == tot, f"{ok}/{tot}"))
+        verdicts.append(
+            (f"{name}: ahead of every baseline (accuracy and earliness)", ahead_all, "")
+        )
+    print("\n=== analyze() time by run length (median of 25; shared machine) ===")
+    tm = timing()
+    for n, (wall_ms, cpu_ms) in tm.items():
+        print(f"    {n:>6} points: {wall_ms:6.2f} ms wall   {cpu_ms:6.2f} ms CPU")
+    wall10, cpu10 = tm[10_000]
+    growth = tm[20_000][1] / cpu10
+    verdicts.append(
+        ("analyze 10,000 points < 5 ms median (CPU)", cpu10 < 5.0, f"{cpu10:.2f} ms CPU")
+    )
+    verdicts.append(
+        ("analyze 10,000 points < 5 ms median (wall)", wall10 < 5.0, f"{wall10:.2f} ms wall")
+    )
+    verdicts.append(
+        ("growth at most linear (CPU t20k / t10k <= 2.2)", growth <= 2.2, f"{growth:.2f}")
+    )
+    print("\n=== targets ===")
+    for what, ok, note in verdicts:
+        print(f"  {'PASS' if ok else 'FAIL'}  {what}  {note}")
+    print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

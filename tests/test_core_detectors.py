@@ -1,0 +1,213 @@
+"""Detectors on named scenarios, including the cases that must not raise alarms."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from advisor.core.analysis import analyze
+from advisor.core.detectors import instability
+from advisor.core.detectors import overfitting
+from advisor.core.detectors import underfitting
+from advisor.core.timeline import replay_run
+from advisor.model import Curve
+from advisor.model import Diagnosis
+from advisor.model import Direction
+from advisor.model import Role
+from advisor.model import RunCurves
+from advisor.model import TagRole
+
+N = 60
+IDX = np.arange(1, N + 1, dtype=float)
+
+
+def run(
+    val: np.ndarray,
+    train: np.ndarray | None = None,
+    lr: np.ndarray | None = None,
+    metric: bool = False,
+) -> RunCurves:
+    """A run logging ``val`` (a loss, or an accuracy when ``metric``) every 100 steps."""
+    step = np.arange(1, val.size + 1, dtype=np.int64) * 100
+    wall = 1.7e9 + step.astype(float)
+    curves = {}
+    if metric:
+        role = TagRole(Role.VAL_METRIC, Direction.MAX)
+        curves["val_acc"] = Curve("val_acc", role, step, wall, val)
+    else:
+        curves["val_loss"] = Curve("val_loss", TagRole(Role.VAL_LOSS), step, wall, val)
+    if train is not None:
+        curves["loss"] = Curve("loss", TagRole(Role.TRAIN_LOSS), step, wall, train)
+    if lr is not None:
+        curves["lr"] = Curve("lr", TagRole(Role.LR), step, wall, lr)
+    return RunCurves("r", curves)
+
+
+def noisy(y: np.ndarray, rel: float = 0.01, seed: int = 0) -> np.ndarray:
+    out: np.ndarray = y * (1 + rel * np.random.default_rng(seed).standard_normal(y.size))
+    return out
+
+
+def healthy(n: int = N) -> np.ndarray:
+    i = np.arange(1, n + 1, dtype=float)
+    out: np.ndarray = 0.4 + 2.0 * np.exp(-i / 3.0)
+    return out
+
+
+def step_decay() -> tuple[np.ndarray, np.ndarray]:
+    y = healthy()
+    y[40:] -= 0.08 * (1 - np.exp(-np.arange(1, N - 39) / 0.7))
+    lr = np.full(N, 0.1)
+    lr[40:] = 0.01
+    return noisy(y), lr
+
+
+def warmup() -> tuple[np.ndarray, np.ndarray]:
+    y = np.concatenate(
+        [np.full(6, 2.4) * (1 + 0.03 * np.sin(np.linspace(0, 3, 6))), healthy(N - 6)]
+    )
+    lr = np.minimum(np.arange(1, N + 1) / 6, 1.0) * 0.1
+    return noisy(y), lr
+
+
+def overfit() -> tuple[np.ndarray, np.ndarray]:
+    y = healthy() + 0.12 * np.clip((IDX - 25) / 35, 0, None)
+    train = healthy() * 0.8 * (1 - 0.4 * IDX / N)
+    return noisy(y), train
+
+
+NO_ALARM: dict[str, Callable[[], tuple[np.ndarray, np.ndarray | None]]] = {
+    "plateau": lambda: (noisy(healthy()), None),
+    "step_decay": step_decay,
+    "warmup": warmup,
+    "recovering_spike": lambda: (noisy(healthy()) * np.where(IDX == 12, 2.0, 1.0), None),
+    "noisy_plateau": lambda: (noisy(healthy(), rel=0.05, seed=4), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_ALARM))
+def test_no_false_alarm(name: str) -> None:
+    """Step decay, warm-up, a recovering spike and a noisy plateau raise no alert."""
+    val, lr = NO_ALARM[name]()
+    rc = run(val, train=val * 0.85, lr=lr)
+    alerts, summary = replay_run(rc)
+    assert alerts == []
+    assert summary.diagnosis is Diagnosis.HEALTHY
+
+
+def test_overfitting_with_falling_train_loss() -> None:
+    """Validation rising after its minimum while training falls is overfitting."""
+    val, train = overfit()
+    f = overfitting.detect(run(val, train), overfitting.OverfittingParams())
+    assert f is not None and f.diagnosis is Diagnosis.OVERFITTING
+    assert 2000 <= f.evidence["min_step"] <= 3200
+    assert f.evidence["train_slope"] < 0 and 0 < f.confidence <= 1
+
+
+def test_rising_train_loss_vetoes_overfitting() -> None:
+    """Both losses rising together is not overfitting."""
+    val, _ = overfit()
+    f = overfitting.detect(run(val, val * 0.9), overfitting.OverfittingParams())
+    assert f is None
+
+
+def test_overfitting_from_accuracy_alone() -> None:
+    """A falling accuracy (direction MAX) after its peak is overfitting, no loss logged."""
+    val, _ = overfit()
+    acc = 1 - val / 5
+    assert analyze(run(acc, metric=True)).diagnosis is Diagnosis.OVERFITTING
+
+
+def test_underfitting_still_falling() -> None:
+    """A slow fall that does not slow down is underfitting, from the val loss alone."""
+    val = noisy(0.5 + 2.0 * np.exp(-IDX / 120.0))
+    f = underfitting.detect(run(val), underfitting.UnderfittingParams())
+    assert f is not None and f.diagnosis is Diagnosis.UNDERFITTING
+    assert f.evidence["slope_ratio"] > 0.4
+
+
+@pytest.mark.parametrize(
+    ("name", "bad_at"),
+    [("nan", 30), ("inf", 30), ("diverge", 31), ("spikes", 35), ("oscillate", 40)],
+)
+def test_instability_kinds(name: str, bad_at: int) -> None:
+    """NaN, inf, divergence, repeated spikes and oscillation are instability, alerted early."""
+    val = noisy(healthy())
+    if name in ("nan", "inf"):
+        val[30:] = math.nan if name == "nan" else math.inf
+    elif name == "diverge":
+        val[30:] = val[29] * 1.6 ** np.arange(1, N - 29)
+    elif name == "spikes":
+        val[[20, 35, 50]] *= 2.5
+    else:
+        val[30:] *= 1 + 0.3 * np.where(np.arange(N - 30) % 2 == 0, 1.0, -1.0)
+    f = instability.detect(run(val), instability.InstabilityParams())
+    assert f is not None and f.diagnosis is Diagnosis.INSTABILITY
+    alerts, _ = replay_run(run(val))
+    first = alerts[0].finding.step // 100 - 1  # evaluation index
+    assert alerts[0].finding.diagnosis is Diagnosis.INSTABILITY
+    assert first <= bad_at + 1
+
+
+def test_nan_alert_is_at_the_first_nan() -> None:
+    """A NaN opens a critical alert at its own step."""
+    val = noisy(healthy())
+    val[30:] = math.nan
+    alerts, summary = replay_run(run(val))
+    assert alerts[0].finding.step == 3100
+    assert summary.diagnosis is Diagnosis.INSTABILITY
+
+
+def test_too_few_points_is_unknown() -> None:
+    """Three points say nothing yet."""
+    assert analyze(run(np.array([2.0, 1.5, 1.2]))).diagnosis is Diagnosis.UNKNOWN
+
+
+def test_no_validation_signal_is_unknown() -> None:
+    """A run with only a training loss has no diagnosis."""
+    step = np.arange(10, dtype=np.int64)
+    c = Curve("loss", TagRole(Role.TRAIN_LOSS), step, np.zeros(10), np.ones(10))
+    assert analyze(RunCurves("r", {"loss": c})).diagnosis is Diagnosis.UNKNOWN
+
+
+CASES: dict[str, Callable[[], np.ndarray]] = {
+    "healthy": lambda: noisy(healthy()),
+    "overfit": lambda: overfit()[0],
+    "underfit": lambda: noisy(0.5 + 2.0 * np.exp(-IDX / 120.0)),
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(sorted(CASES)), st.floats(min_value=1e-4, max_value=1e4))
+def test_scaling_does_not_flip_diagnosis(case: str, scale: float) -> None:
+    """Multiplying a loss curve by a positive constant keeps its diagnosis."""
+    val = CASES[case]()
+    assert analyze(run(val * scale)).diagnosis is analyze(run(val)).diagnosis
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True, width=64),
+            st.sampled_from([math.nan, math.inf, -math.inf, 0.0]),
+        ),
+        min_size=0,
+        max_size=40,
+    )
+)
+def test_nan_never_raises(values: list[float]) -> None:
+    """Any values, NaN, inf, zeros, huge or negative, analyse and replay without raising."""
+    val = np.array(values, dtype=float)
+    rc = run(val, train=val[::-1].copy())
+    a = analyze(rc)
+    assert a.diagnosis in Diagnosis
+    if a.finding is not None:
+        assert 0.0 <= a.finding.confidence <= 1.0
+    replay_run(rc)
