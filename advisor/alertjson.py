@@ -54,6 +54,7 @@ def recommendation_to_dict(rec: Recommendation) -> JsonDict:
         "action": rec.action,
         "current": number(rec.current),
         "suggested": number(rec.suggested),
+        "factor": number(rec.factor),
         "why": rec.why,
         "source": rec.source,
     }
@@ -89,6 +90,7 @@ def summary_to_dict(summary: RunSummary) -> JsonDict:
         "points": int(summary.points),
         "last_step": int(summary.last_step),
         "first_alert_step": {k: int(v) for k, v in summary.first_alert_step.items()},
+        "recommendations": [recommendation_to_dict(r) for r in summary.recommendations],
     }
 
 
@@ -134,6 +136,7 @@ def alert_from_dict(data: Mapping[str, Any]) -> Alert:
             suggested=r["suggested"],
             why=str(r["why"]),
             source=str(r["source"]),
+            factor=None if r.get("factor") is None else float(r["factor"]),
         )
         for r in data["recommendations"]
     )

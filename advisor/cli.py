@@ -119,6 +119,67 @@ def _write_table(frame: pd.DataFrame, out: IO[str]) -> None:
         )
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines: alerts, then a summary per run."
+)
+@click.option("--config", type=click.Path(path_type=Path), help="advisor.toml to use.")
+@click.option("--rules", "extra_rules", multiple=True, type=click.Path(path_type=Path),
+              help="Extra rule files (same id overrides a built-in rule).")  # fmt: skip
+@click.option(
+    "--fail-on",
+    type=click.Choice(["underfitting", "overfitting", "instability", "healthy", "unknown"]),
+    multiple=True,
+    help="Exit 1 when a run was alerted for, or ends in, this diagnosis.",
+)
+def replay(
+    paths: tuple[Path, ...],
+    as_json: bool,
+    config: Path | None,
+    extra_rules: tuple[Path, ...],
+    fail_on: tuple[str, ...],
+) -> None:
+    """Run the advisor over saved logs, as if live: alerts in order, then a summary."""
+    from advisor.alertjson import alert_to_dict
+    from advisor.alertjson import dumps
+    from advisor.alertjson import summary_to_dict
+    from advisor.config import load_settings
+    from advisor.replay import replay as run_replay
+    from advisor.ruleset import load_rulebook
+    from advisor.sinks.text import recommendation_line
+
+    settings = load_settings(config)
+    book = load_rulebook(extra_rules)
+    failed = False
+    for result in run_replay(paths, settings, book, on_problem=_warn):
+        said = {a.finding.diagnosis.value for a in result.alerts} | {
+            result.summary.diagnosis.value
+        }
+        failed |= bool(said & set(fail_on))
+        if as_json:
+            for alert in result.alerts:
+                click.echo(dumps(alert_to_dict(alert)))
+            click.echo(dumps(summary_to_dict(result.summary)))
+            continue
+        for alert in result.alerts:
+            f = alert.finding
+            top = alert.recommendations[0] if alert.recommendations else None
+            click.echo(
+                f"{alert.run}  step {f.step:>8}  {alert.event.value:<8} {f.diagnosis.value:<12} "
+                f"{f.severity.value:<8} {alert.rule}: {f.message}"
+            )
+            if top is not None and alert.event.value != "resolved":
+                click.echo(f"{'':>{len(alert.run)}}  -> {recommendation_line(top)}")
+        s = result.summary
+        click.echo(f"{s.run}  end: {s.diagnosis.value} after {s.points} evaluations "
+                   f"(last step {s.last_step})")  # fmt: skip
+        for rec in s.recommendations[:3]:
+            click.echo(f"{'':>{len(s.run)}}  -> {recommendation_line(rec)}")
+    if failed:
+        sys.exit(1)
+
+
 @cli.group()
 def rules() -> None:
     """The rule book: list, explain and validate rules."""

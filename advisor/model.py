@@ -315,6 +315,8 @@ class RunSummary:
         points: validation-loss points seen.
         last_step: the last step seen.
         first_alert_step: per diagnosis, the step at which it was first alerted.
+        recommendations: what the rules advise for the run as it ends, alert or not
+            (e.g. 1cycle bounds for an LR range test, fewer epochs for an early plateau).
     """
 
     run: str
@@ -322,3 +324,4 @@ class RunSummary:
     points: int
     last_step: int
     first_alert_step: Mapping[str, int] = field(default_factory=dict)
+    recommendations: tuple[Recommendation, ...] = ()

@@ -94,6 +94,7 @@ def test_alert_object_has_the_fixed_fields_in_order() -> None:
             "action": "raise",
             "current": 0.0001,
             "suggested": 0.001,
+            "factor": None,
             "why": "gap > 10% & growing",
             "source": "Smith 2018, 4.4",
         }
@@ -114,7 +115,7 @@ def test_non_finite_numbers_become_null() -> None:
 
 
 def test_summary_object() -> None:
-    """The summary object is exactly section 5's."""
+    """The summary object is section 5's, plus the end-of-log recommendations."""
     s = RunSummary("exp1/seed0", Diagnosis.OVERFITTING, 40, 5000, {"overfitting": 4200})
     assert summary_to_dict(s) == {
         "type": "summary",
@@ -123,6 +124,7 @@ def test_summary_object() -> None:
         "points": 40,
         "last_step": 5000,
         "first_alert_step": {"overfitting": 4200},
+        "recommendations": [],
     }
     assert jsonl([summary_to_dict(s)] * 2).count("\n") == 2
 

@@ -83,10 +83,16 @@ def _key(a: Analysis) -> _Key:
     return Diagnosis.HEALTHY, None
 
 
-def raw_timeline(view: RunView, params: ReplayParams) -> list[Analysis]:
-    """The analysis at every validation evaluation (coarse grid, refined at changes)."""
+def raw_timeline(view: RunView, params: ReplayParams, start: int = 0) -> list[Analysis]:
+    """The analysis at every validation evaluation from index ``start`` on.
+
+    A coarse grid of about ``max_analyses`` prefixes, refined to every evaluation
+    wherever the raw diagnosis differs between two neighbouring grid points.
+    """
     steps = view.val.step
     n = int(steps.size)
+    if start >= n:
+        return []
     done: dict[int, Analysis] = {}
 
     def at(i: int) -> Analysis:
@@ -94,8 +100,8 @@ def raw_timeline(view: RunView, params: ReplayParams) -> list[Analysis]:
             done[i] = analyze_view(view.upto(int(steps[i])), params.analysis)
         return done[i]
 
-    stride = max(1, math.ceil(n / params.max_analyses))
-    grid = [*range(0, n, stride)]
+    stride = max(1, math.ceil((n - start) / params.max_analyses))
+    grid = [*range(start, n, stride)]
     if grid[-1] != n - 1:
         grid.append(n - 1)
     for a, b in itertools.pairwise(grid):
@@ -103,8 +109,8 @@ def raw_timeline(view: RunView, params: ReplayParams) -> list[Analysis]:
             for i in range(a + 1, b):
                 at(i)
     out: list[Analysis] = []
-    last = at(0)
-    for i in range(n):
+    last = at(start)
+    for i in range(start, n):
         last = done.get(i, last)
         out.append(last)
     return out
@@ -137,46 +143,80 @@ def replay_run(
     return alerts, RunSummary(rc.run, end.diagnosis, end.points, end.last_step, first)
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The debounced diagnosis of one run, advanced one evaluation at a time.
+
+    Attributes:
+        key: the held (diagnosis, severity), or None when nothing is held.
+        finding: the finding that opened or last updated what is held.
+        streak: consecutive evaluations with the same raw key as the last one.
+        streak_key: that raw key.
+        clear: consecutive evaluations without the held diagnosis.
+    """
+
+    key: _Key | None = None
+    finding: Finding | None = None
+    streak: int = 0
+    streak_key: _Key | None = None
+    clear: int = 0
+
+
+def hold_step(
+    h: Hold, a: Analysis, params: ReplayParams
+) -> tuple[Hold, list[tuple[AlertEvent, Finding]]]:
+    """Advance the held diagnosis by one evaluation's analysis.
+
+    Returns:
+        The new hold, and the lifecycle events this evaluation causes (at most a
+        resolution and an opening, or one update).
+    """
+    key = _key(a)
+    streak = h.streak + 1 if key == h.streak_key else 1
+    alerting = key[0] in RULES and a.finding is not None
+    ready = alerting and _ready(key, streak, params, a.finding.confidence if a.finding else 0.0)
+    held, held_finding, clear = h.key, h.finding, h.clear
+    events: list[tuple[AlertEvent, Finding]] = []
+    if held is not None and held_finding is not None:
+        clear = clear + 1 if key[0] != held[0] else 0
+        if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
+            events.append((AlertEvent.RESOLVED, _as_of(held_finding, a)))
+            held, held_finding, clear = None, None, 0
+        elif alerting and key != held and ready:
+            assert a.finding is not None
+            events.append((AlertEvent.UPDATED, a.finding))
+            held, held_finding = key, a.finding
+    if held is None and alerting and ready:
+        assert a.finding is not None
+        events.append((AlertEvent.OPENED, a.finding))
+        held, held_finding, clear = key, a.finding, 0
+    return Hold(held, held_finding, streak, key, clear), events
+
+
 def _alerts(rc: RunCurves, timeline: list[Analysis], params: ReplayParams) -> list[Alert]:
+    alerts: list[Alert] = []
+    h = Hold()
+    for a in timeline:
+        h, events = hold_step(h, a, params)
+        alerts.extend(
+            Alert(event, rc.run, RULES[f.diagnosis], f, *when_of(rc, f.step))
+            for event, f in events
+        )
+    return alerts
+
+
+def when_of(rc: RunCurves, step: int) -> tuple[float | None, float | None]:
+    """(epoch, wall time) at ``step``, from the logged epoch and validation curves."""
     epoch = rc.first(Role.EPOCH)
     wall = rc.first(Role.VAL_LOSS) or rc.first(Role.VAL_METRIC)
-
-    def make(event: AlertEvent, finding: Finding) -> Alert:
-        ep = wt = None
-        if epoch is not None and len(epoch):
-            ep = float(np.interp(finding.step, epoch.step, epoch.value))
-        if wall is not None and len(wall):
-            i = int(np.searchsorted(wall.step, finding.step, side="right")) - 1
-            w = float(wall.wall_time[max(i, 0)])
-            wt = w if math.isfinite(w) else None
-        return Alert(event, rc.run, RULES[finding.diagnosis], finding, ep, wt)
-
-    alerts: list[Alert] = []
-    held: _Key | None = None
-    held_finding: Finding | None = None
-    streak, streak_key, clear = 0, None, 0
-    for a in timeline:
-        key = _key(a)
-        streak = streak + 1 if key == streak_key else 1
-        streak_key = key
-        alerting = key[0] in RULES and a.finding is not None
-        ready = alerting and _ready(
-            key, streak, params, a.finding.confidence if a.finding else 0.0
-        )
-        if held is not None and held_finding is not None:
-            clear = clear + 1 if key[0] != held[0] else 0
-            if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
-                alerts.append(make(AlertEvent.RESOLVED, _as_of(held_finding, a)))
-                held, held_finding, clear = None, None, 0
-            elif alerting and key != held and ready:
-                assert a.finding is not None
-                alerts.append(make(AlertEvent.UPDATED, a.finding))
-                held, held_finding = key, a.finding
-        if held is None and alerting and ready:
-            assert a.finding is not None
-            alerts.append(make(AlertEvent.OPENED, a.finding))
-            held, held_finding, clear = key, a.finding, 0
-    return alerts
+    ep = wt = None
+    if epoch is not None and len(epoch):
+        ep = float(np.interp(step, epoch.step, epoch.value))
+    if wall is not None and len(wall):
+        i = int(np.searchsorted(wall.step, step, side="right")) - 1
+        w = float(wall.wall_time[max(i, 0)])
+        wt = w if math.isfinite(w) else None
+    return ep, wt
 
 
 def _ready(key: _Key, streak: int, params: ReplayParams, confidence: float = 0.0) -> bool:

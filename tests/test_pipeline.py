@@ -1,0 +1,127 @@
+"""The one path from curves to alerts: replay and watch see the same alerts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.core.timeline import ReplayParams
+from advisor.core.timeline import replay_run
+from advisor.model import AlertEvent
+from advisor.model import Curve
+from advisor.model import RunCurves
+from advisor.pipeline import Pipeline
+from advisor.ruleset import load_rulebook
+from advisor.scenarios import suite
+from advisor.throttle import ThrottleParams
+
+BOOK = load_rulebook()
+# Every evaluation analysed, so that chunked and whole walks are comparable exactly.
+EXACT = ReplayParams(max_analyses=10_000)
+NO_COOLDOWN = ThrottleParams(cooldown=0.0)
+SCENARIOS = [s for s in suite("tune") if s.label.value != "lr_range_test"][::4]
+
+
+def prefix(rc: RunCurves, upto: int) -> RunCurves:
+    """The run as it stood when ``upto`` had just been logged."""
+    curves = {}
+    for tag, c in rc.curves.items():
+        keep = c.step <= upto
+        curves[tag] = Curve(tag, c.role, c.step[keep], c.wall_time[keep], c.value[keep])
+    return RunCurves(rc.run, curves, rc.hparams)
+
+
+def events(alerts: list) -> list[tuple[str, str, int]]:
+    return [(a.event.value, a.finding.diagnosis.value, a.finding.step) for a in alerts]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_pipeline_matches_the_core_timeline(scenario) -> None:
+    """Without a cooldown, the pipeline's lifecycle is the core's, step for step."""
+    rc = scenario.run_curves()
+    core_alerts, _ = replay_run(rc, EXACT)
+    pipe = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN)
+    assert events(pipe.advance(rc)) == events(core_alerts)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS[:8], ids=lambda s: s.name)
+def test_live_in_chunks_equals_replay(scenario) -> None:
+    """Advancing as points arrive (in uneven chunks) gives exactly the replay's alerts."""
+    rc = scenario.run_curves()
+    whole = Pipeline(BOOK, params=EXACT).advance(rc)
+    live = Pipeline(BOOK, params=EXACT)
+    steps = scenario.step
+    got = []
+    for cut in sorted({*steps[:: max(1, steps.size // 7)].tolist(), int(steps[-1])}):
+        got += live.advance(prefix(rc, cut))
+    assert events(got) == events(whole)
+    assert [a.rule for a in got] == [a.rule for a in whole]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS[:8], ids=lambda s: s.name)
+def test_restart_from_persisted_state_alerts_nothing_twice(scenario) -> None:
+    """Stopping halfway and resuming from the saved state repeats and loses nothing."""
+    rc = scenario.run_curves()
+    whole = Pipeline(BOOK, params=EXACT).advance(rc)
+    half = int(scenario.step[scenario.step.size // 2])
+    first = Pipeline(BOOK, params=EXACT)
+    got = first.advance(prefix(rc, half))
+    resumed = Pipeline(BOOK, params=EXACT)
+    resumed.load_state(first.state_to_json())
+    got += resumed.advance(rc)
+    assert events(got) == events(whole)
+
+
+def test_alerts_carry_rules_and_recommendations() -> None:
+    """An opened alert names the top rule and its ranked recommendations."""
+    over = next(s for s in suite("tune") if s.label.value == "overfitting")
+    alerts = Pipeline(BOOK).advance(over.run_curves())
+    opened = [a for a in alerts if a.event is AlertEvent.OPENED]
+    assert opened and opened[0].rule.startswith("SMITH-OVF-")
+    assert opened[0].recommendations[0].param == "weight_decay"
+
+
+def test_bad_state_is_a_clear_error() -> None:
+    """A state file from elsewhere is rejected, not half-loaded."""
+    with pytest.raises(ValueError, match="pipeline state"):
+        Pipeline(BOOK).load_state('{"version": 1, "runs": {"a": {}}}')
+
+
+def test_run_without_validation_signal_gives_nothing() -> None:
+    """A run with only a training loss raises no alert."""
+    c = Curve("loss", __import__("advisor.roles").roles.default_role("loss"),
+              np.arange(5, dtype=np.int64), np.full(5, np.nan), np.ones(5))  # fmt: skip
+    assert Pipeline(BOOK).advance(RunCurves("r", {"loss": c})) == []
+
+
+SCENARIO_DIR = Path(__file__).parents[1] / "fixtures" / "scenarios" / "tune"
+
+
+def test_replay_cli_json_and_fail_on() -> None:
+    """replay --json writes strict JSON Lines; --fail-on exits 1 when matched."""
+    run = SCENARIO_DIR / "overfit_00"
+    proc = subprocess.run(
+        [sys.executable, "-c", "from advisor.cli import main; main()", "replay", str(run),
+         "--json", "--fail-on", "overfitting"],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    objs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert objs[-1]["type"] == "summary" and objs[-1]["diagnosis"] == "overfitting"
+    first = objs[0]
+    assert first["type"] == "alert" and first["event"] == "opened"
+    for key in ("run", "rule", "diagnosis", "severity", "confidence", "step", "epoch",
+                "wall_time", "message", "evidence", "recommendations"):  # fmt: skip
+        assert key in first
+    ok = subprocess.run(
+        [sys.executable, "-c", "from advisor.cli import main; main()", "replay", str(run),
+         "--fail-on", "instability"],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0
+    assert "end: overfitting" in ok.stdout
