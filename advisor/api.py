@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-
 def load_store(
     paths: Iterable[Path],
     settings: Settings,
