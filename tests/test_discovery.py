@@ -93,3 +93,17 @@ def test_unreadable_file_given_directly(tmp_path: Path) -> None:
     f = touch(tmp_path / "weights.bin", "\x00\x01")
     with pytest.raises(InputError, match=r"weights\.bin: not a training log"):
         discover(f)
+
+
+def test_fifo_is_skipped_not_opened(tmp_path: Path) -> None:
+    """A named pipe in a log directory is passed over (opening it would block)."""
+    touch(tmp_path / "a/training.log", "epoch,loss,val_loss\n0,1.0,1.1\n")
+    os.mkfifo(tmp_path / "a/metrics.csv")
+    assert [(f.run, f.path.name) for f in discover(tmp_path)] == [("a", "training.log")]
+
+
+def test_fifo_given_directly_is_an_error(tmp_path: Path) -> None:
+    """A named pipe given as the path is refused with one line, not opened."""
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(InputError, match="pipe: not a regular file or directory"):
+        discover(tmp_path / "pipe")

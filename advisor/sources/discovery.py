@@ -84,6 +84,8 @@ def discover(root: Path) -> list[LogFile]:
         if found is None:
             raise InputError(f"{root}: not a training log this tool can read")
         return [found]
+    if not root.is_dir():
+        raise InputError(f"{root}: not a regular file or directory")
     if not os.access(root, os.R_OK | os.X_OK):
         raise InputError(f"{root}: permission denied")
     files = [f for f in _walk(root)]
@@ -96,6 +98,8 @@ def _walk(root: Path) -> Iterator[LogFile]:
         here = Path(dirpath)
         run = _run_name(root, here)
         for name in sorted(filenames):
+            if not (here / name).is_file():
+                continue  # a FIFO or socket: opening it could block forever
             found = _classify(here / name, root, run)
             if found is not None:
                 yield found
