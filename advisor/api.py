@@ -6,8 +6,10 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from advisor.config import Settings
 from advisor.config import load_settings
@@ -82,14 +84,15 @@ def to_frame(store: Store, settings: Settings) -> pd.DataFrame:
     )
 
 
-def _categorical(labels: list[str], lengths: np.ndarray) -> pd.Categorical:
+def _categorical(labels: list[str], lengths: np.ndarray) -> pd.Categorical[str]:
     import pandas as pd
 
     categories = sorted(set(labels))
     code_of = {c: i for i, c in enumerate(categories)}
     dtype = np.int8 if len(categories) < 127 else np.int16 if len(categories) < 32767 else np.int32
     per_key = np.array([code_of[label] for label in labels], dtype=dtype)
-    return pd.Categorical.from_codes(np.repeat(per_key, lengths), categories=categories)
+    codes: npt.NDArray[np.integer[Any]] = np.repeat(per_key, lengths)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories))
 
 
 def read_scalars(
