@@ -104,6 +104,10 @@ class Pipeline:
                 when replaying (their step is used).
         """
         track = self.runs.get(rc.run, RunTrack())
+        overrides = overrides_for(rc.run, self.hparams)
+        if overrides:
+            # Configured values (e.g. the planned ``epochs``) reach the core as if logged.
+            rc = replace(rc, hparams={**rc.hparams, **overrides})
         view = view_of(rc)
         if view is None or len(view.val) == 0:
             self.runs[rc.run] = track
@@ -116,7 +120,6 @@ class Pipeline:
             # step seen, whatever its index is now.
             start = int((steps <= track.last_step).sum())
         alerts: list[Alert] = []
-        overrides = overrides_for(rc.run, self.hparams)
         for i, analysis in enumerate(raw_timeline(view, self.params, start), start=start):
             hold, _ = hold_step(track.hold, analysis, self.params)
             track = replace(track, hold=hold, evaluated=i + 1, last_step=int(steps[i]),

@@ -13,11 +13,19 @@ condition can be seen in the curve, by construction:
   lasts at most 3 time constants of at most 4 evaluations (the modelling assumption that
   separates "still falling early" from "still falling, too slowly": a prefix of a healthy
   run looks like an underfitting run stretched in time);
-- overfitting: the true rise above the minimum exceeds 2% of the level and 2 noise sds;
+- overfitting: the true rise above the minimum exceeds 2% of the level and 2 noise sds
+  (the minimum, ``truth["min_frac"]``, is where the rise starts: the last point of the
+  true curve within 1e-9 of its lowest value, since a fall that has flattened out to
+  float precision would otherwise put it at the first of many equal values);
 - instability: the first bad point (first NaN/inf; first evaluation after a divergence
   sets in; the second spike, since one spike that recovers is healthy; the sixth
   evaluation of an oscillation, i.e. three periods);
 - LR range test: the eighth evaluation (enough rising LR values to recognise one).
+
+Each run also carries the hyper-parameters its format stores with the logs
+(``Scenario.hparams``, see ``PLANNED``): the planned length of training for HF, MLflow
+and TensorBoard runs, nothing for CSV, JSON Lines and plain text. ``run_curves()`` passes
+them to the core and the generator writes them to the files, so both paths see the same.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from advisor.model import I64
 from advisor.model import Curve
 from advisor.model import Diagnosis
 from advisor.model import Direction
+from advisor.model import HParamValue
 from advisor.model import Role
 from advisor.model import RunCurves
 from advisor.model import TagRole
@@ -43,6 +52,16 @@ SUITES = {"tune": 0, "holdout": 1}
 FORMATS = ("csv", "jsonl", "hf", "mlflow", "stdout", "tfevents")
 # Formats whose natural x-axis is the epoch (one evaluation per epoch).
 EPOCH_FORMATS = frozenset({"csv", "stdout"})
+# Where each format stores the planned length of training, as real writers do: HF's
+# trainer_state.json has ``max_steps`` and ``num_train_epochs``; an MLflow run's params
+# and TensorBoard's hparams plugin hold what the user logged, typically ``epochs``
+# (Keras autolog, ``hp.KerasCallback``). Keras CSV, plain text and JSON Lines have no
+# place for it. Every run ends where it was planned to (the log is complete).
+PLANNED = {
+    "hf": ("max_steps", "num_train_epochs"),
+    "mlflow": ("epochs",),
+    "tfevents": ("epochs",),
+}
 # The longest fast phase of a healthy run, in evaluations (see the module docstring).
 HEALTHY_TAU_CAP = 4.0
 _WALL0 = 1_764_000_000.0
@@ -65,6 +84,8 @@ class Scenario:
         train: training loss at each evaluation, or None.
         lr: learning rate at each evaluation, or None.
         truth: numbers behind the label (e.g. ``min_frac``, ``max_lr``).
+        hparams: the hyper-parameters its format stores with the logs: the planned
+            length of training, where the format has a place for it (see ``PLANNED``).
     """
 
     name: str
@@ -79,6 +100,7 @@ class Scenario:
     train: F64 | None
     lr: F64 | None
     truth: dict[str, float] = field(default_factory=dict)
+    hparams: dict[str, HParamValue] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -103,7 +125,7 @@ class Scenario:
         add("loss", TagRole(Role.TRAIN_LOSS), self.train)
         add("lr", TagRole(Role.LR), self.lr)
         add("epoch", TagRole(Role.EPOCH), self.epoch)
-        return RunCurves(self.name, curves)
+        return RunCurves(self.name, curves, dict(self.hparams))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +214,16 @@ def _finish(
         train=None if (train is None or no_train) else _round(train),
         lr=_round(shape.lr),
         truth=shape.truth,
+        hparams=_planned(fmt, step, epoch),
     )
+
+
+def _planned(fmt: str, step: I64, epoch: F64) -> dict[str, HParamValue]:
+    """The planned length of training in the names ``fmt`` stores it under (floats, as
+    every loader returns numbers)."""
+    value = {"max_steps": float(step[-1]), "num_train_epochs": float(epoch[-1]),
+             "epochs": float(epoch[-1])}  # fmt: skip
+    return {name: value[name] for name in PLANNED.get(fmt, ())}
 
 
 def _round(v: F64) -> F64:
@@ -400,7 +431,9 @@ def _overfit(rng: np.random.Generator, n: int, hold: bool) -> _Shape:
     power = rng.choice([1.0, 1.5]) if not hold else rng.choice([0.7, 1.0, 2.0])
     linf = float(base[-1])
     true = base + rise * linf * np.clip((t - t_min) / (1.0 - t_min), 0.0, None) ** power
-    m = int(np.argmin(true))
+    # The minimum is where the rise starts: when the fall has flattened out to float
+    # precision before ``t_min``, argmin would pick the first of equal values instead.
+    m = int(np.nonzero(true - true.min() <= 1e-9 * abs(true.min()))[0][-1])
     rel = _noisy(rng, hold)
     up = true - true[m]
     seen = np.nonzero((np.arange(n) > m) & (up > max(0.02 * linf, 2.0 * rel * linf)))[0]

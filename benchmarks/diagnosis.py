@@ -11,7 +11,10 @@ implemented from their documented defaults. Then LR range test suggestions again
 true maximum LR, the time of ``analyze`` by run length, and PASS/FAIL per target.
 
 Curves come from the generator in memory, or with ``--files DIR`` from the files that
-``fixtures/scenarios/generate.py`` wrote, read through ``advisor.read_scalars``.
+``fixtures/scenarios/generate.py`` wrote, read through the loaders into the store as
+``advisor replay`` reads them (hyper-parameters included). The earliness targets are also
+given separately for runs whose logs state their planned length of training (HF
+``max_steps``, MLflow and TensorBoard ``epochs``) and for runs whose logs do not.
 
 Baselines and how a trigger maps to a diagnosis (silence is ``healthy`` for all):
 
@@ -55,12 +58,12 @@ import numpy as np
 
 from advisor.core import series as sr
 from advisor.core.analysis import analyze
+from advisor.core.features import view_of
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
 from advisor.model import AlertEvent
 from advisor.model import Curve
 from advisor.model import Diagnosis
-from advisor.model import Direction
 from advisor.model import Role
 from advisor.model import RunCurves
 from advisor.model import TagRole
@@ -114,38 +117,36 @@ def load_memory(name: str) -> list[Case]:
 
 
 def load_files(name: str, root: Path) -> list[Case]:
-    """Read a suite written by fixtures/scenarios/generate.py through advisor.read_scalars."""
-    import advisor
+    """Read a suite written by fixtures/scenarios/generate.py as ``advisor replay`` does.
+
+    Curves, roles and hyper-parameters (the planned length of training) come from the
+    store the loaders fill; a scenario's store runs (an MLflow run is a sub-directory)
+    are merged under its name.
+    """
+    from advisor.api import load_store
+    from advisor.config import Settings
 
     labels = json.loads((root / name / "labels.json").read_text())
-    df = advisor.read_scalars(root / name)
-    cases = []
-    for run_name, meta in sorted(labels.items()):
-        rows = df[df["run"].astype(str).str.split("/").str[0] == run_name]
-        curves: dict[str, Curve] = {}
-        for (tag, role), group in rows.groupby(["tag", "role"]):
-            g = group.sort_values("step", kind="stable")
-            r = Role(str(role))
-            direction = (
-                Direction.MAX if ("acc" in str(tag) and r is Role.VAL_METRIC) else Direction.MIN
-            )
-            curves[str(tag)] = Curve(
-                str(tag),
-                TagRole(r, direction),
-                g["step"].to_numpy(np.int64),
-                g["wall_time"].to_numpy(np.float64),
-                g["value"].to_numpy(np.float64),
-            )
-        cases.append(
-            Case(
-                run_name,
-                Diagnosis(meta["label"]),
-                float(meta["visible_from"]),
-                dict(meta.get("truth", {})),
-                RunCurves(run_name, curves),
-            )
+    settings = Settings()
+    store = load_store([root / name], settings)
+    merged: dict[str, RunCurves] = {}
+    for run in store.runs():
+        rc = store.curves(run, settings.roles)
+        key = run.split("/")[0]
+        prev = merged.get(key)
+        if prev is not None:
+            rc = RunCurves(key, {**prev.curves, **rc.curves}, {**prev.hparams, **rc.hparams})
+        merged[key] = RunCurves(key, rc.curves, rc.hparams)
+    return [
+        Case(
+            run_name,
+            Diagnosis(meta["label"]),
+            float(meta["visible_from"]),
+            dict(meta.get("truth", {})),
+            merged.get(run_name, RunCurves(run_name, {})),
         )
-    return cases
+        for run_name, meta in sorted(labels.items())
+    ]
 
 
 # --- methods ---------------------------------------------------------------------------
@@ -310,6 +311,17 @@ def print_confusion(conf: Counter[tuple[str, str]]) -> None:
         print(f"    {lab:14}" + " ".join(f"{conf[(lab, p)]:>12}" for p in preds))
 
 
+PLANNED = "[planned length known]"
+UNPLANNED = "[no planned length]"
+
+
+def planned(case: Case) -> bool:
+    """Whether the run's logs give its planned length in a usable form (what the core sees:
+    ``max_steps``, or epochs with a logged epoch curve)."""
+    view = view_of(case.rc)
+    return view is not None and view.elapsed() is not None
+
+
 def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple[int, int]]:
     """Per target: (runs meeting it, runs it applies to).
 
@@ -317,7 +329,7 @@ def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple
     by the target's deadline: a gentle rise can be invisible 15% after the minimum, and a
     short run has fewer than the 12 evaluations underfitting needs by 30% of it.
     """
-    keys = (
+    keys = [
         "overfit<=min+15%",
         "overfit<=min+15% (visible by then)",
         "underfit<=30%",
@@ -325,24 +337,28 @@ def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple
         "underfit<=max(30%,vis)",
         "instab@first_bad",
         "instab<=first_bad+1",
-    )
+    ]
+    keys += [f"{k} {tag}" for k in keys[:4] for tag in (PLANNED, UNPLANNED)]
     res = {k: [0, 0] for k in keys}
 
-    def add(key: str, ok: bool) -> None:
-        res[key][0] += ok
-        res[key][1] += 1
+    def add(key: str, ok: bool, case: Case | None = None) -> None:
+        for k in (key, f"{key} {PLANNED if planned(case) else UNPLANNED}") if case else (key,):
+            res[k][0] += ok
+            res[k][1] += 1
 
     for c, o in zip(cases, outs, strict=True):
         f = o.first(c.label)
         if c.label is Diagnosis.OVERFITTING:
             deadline = c.truth["min_frac"] + 0.15
-            add("overfit<=min+15%", f is not None and f <= deadline + 1e-4)
+            ok = f is not None and f <= deadline + 1e-4
+            add("overfit<=min+15%", ok, c)
             if c.visible_from <= deadline:
-                add("overfit<=min+15% (visible by then)", f is not None and f <= deadline + 1e-4)
+                add("overfit<=min+15% (visible by then)", ok, c)
         elif c.label is Diagnosis.UNDERFITTING:
-            add("underfit<=30%", f is not None and f <= 0.3 + 1e-4)
+            ok = f is not None and f <= 0.3 + 1e-4
+            add("underfit<=30%", ok, c)
             if c.visible_from <= 0.3:
-                add("underfit<=30% (visible by then)", f is not None and f <= 0.3 + 1e-4)
+                add("underfit<=30% (visible by then)", ok, c)
             lim = max(0.3, c.visible_from)
             add("underfit<=max(30%,vis)", f is not None and f <= lim + 1e-4)
         elif c.label is Diagnosis.INSTABILITY:
@@ -496,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         detail(cases, results["ours"])
         et = earliness_targets(cases, results["ours"])
         for k, (ok, tot) in et.items():
-            print(f"    {k:24} {ok}/{tot}")
+            if tot:
+                print(f"    {k:24} {ok}/{tot}")
         print("  baselines (same runs):")
         print("    method                 accuracy  healthy-alarm runs  mean earliness  ahead?")
         ahead_all = True
@@ -535,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
         ):
             ok, tot = et[k]
             verdicts.append((f"{name}: {k}", ok == tot, f"{ok}/{tot}"))
+            for tag in (PLANNED, UNPLANNED):
+                ok, tot = et.get(f"{k} {tag}", (0, 0))
+                if tot:
+                    verdicts.append((f"{name}:   {k} {tag}", ok == tot, f"{ok}/{tot}"))
         verdicts.append(
             (f"{name}: ahead of every baseline (accuracy and earliness)", ahead_all, "")
         )

@@ -110,6 +110,38 @@ def test_overfitting_with_falling_train_loss() -> None:
     assert f.evidence["train_slope"] < 0 and 0 < f.confidence <= 1
 
 
+def _early_rise() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fast fall to a minimum at evaluation 12, then three points up, not monotone."""
+    i = np.arange(1, 17, dtype=float)
+    base = 0.5 + 1.5 * np.exp(-i / 2.0)
+    val = noisy(base, rel=0.004, seed=1)
+    val[12:] = val[11] * np.array([1.08, 1.07, 1.15, 1.2])
+    falling = base * 0.8 * (1 - 0.02 * np.arange(16))
+    flat = base * 0.8
+    flat[6:] = flat[6]
+    return val, falling, flat
+
+
+def test_falling_train_loss_confirms_a_rise_sooner() -> None:
+    """Three points after the minimum cannot make a Mann-Kendall trend (p = 0.11 here);
+    a training loss still falling confirms the rise then, one evaluation before the
+    validation curve alone or with a flat training loss."""
+    val, falling, flat = _early_rise()
+    got = overfitting.detect(run(val[:15], falling[:15]))
+    assert got is not None and got.evidence["p_value"] > 0.05
+    assert got.evidence["train_slope"] < 0 and "keeps falling" in got.message
+    assert overfitting.detect(run(val[:15])) is None
+    assert overfitting.detect(run(val[:15], flat[:15])) is None
+    assert overfitting.detect(run(val[:16], flat[:16])) is not None
+
+
+def test_one_spike_after_the_minimum_is_not_a_rise() -> None:
+    """The median of at least three recent points ignores a single spike."""
+    val = noisy(healthy(30), rel=0.005)
+    val[-1] *= 1.6
+    assert overfitting.detect(run(val, val * 0.8)) is None
+
+
 def test_rising_train_loss_vetoes_overfitting() -> None:
     """Both losses rising together is not overfitting."""
     val, _ = overfit()

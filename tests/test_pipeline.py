@@ -125,3 +125,36 @@ def test_replay_cli_json_and_fail_on() -> None:
     )  # fmt: skip
     assert ok.returncode == 0
     assert "end: overfitting" in ok.stdout
+
+
+def test_configured_planned_length_reaches_the_core() -> None:
+    """``[[hparams]]`` in advisor.toml (here ``epochs``) reaches the detectors as if logged:
+    a JSON Lines run, whose logs cannot hold it, is flagged earlier with it, exactly as
+    the core replays the run with that value among its hyper-parameters."""
+    from advisor.hparams import HParamOverride
+
+    under = next(s for s in suite("tune") if s.name == "underfit_13")
+    assert under.fmt == "jsonl" and not under.hparams
+    rc = under.run_curves()
+    told = (HParamOverride("under*", {"epochs": float(under.n)}),)
+    with_plan = Pipeline(BOOK, told, params=EXACT, throttle_params=NO_COOLDOWN).advance(rc)
+    without = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN).advance(rc)
+    assert with_plan[0].finding.step < without[0].finding.step
+    assert with_plan[0].finding.evidence["elapsed_pct"] <= 30.0
+    core, _ = replay_run(RunCurves(rc.run, rc.curves, {"epochs": float(under.n)}), EXACT)
+    assert events(with_plan) == events(core)
+
+
+def test_fixture_files_hold_the_planned_length_of_the_generator() -> None:
+    """The committed scenario files give the loaders the same planned length as the
+    generator gives the core in memory (HF, MLflow and TensorBoard runs; none for CSV,
+    JSON Lines and plain text)."""
+    from advisor.api import load_store
+    from advisor.config import Settings
+
+    store = load_store([SCENARIO_DIR], Settings())
+    read: dict[str, dict[str, object]] = {}
+    for run in store.runs():
+        read.setdefault(run.split("/")[0], {}).update(store.hparams(run))
+    for s in suite("tune"):
+        assert read.get(s.name, {}) == s.hparams, s.name

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.core import series as sr
+from advisor.core.planned import Plan
+from advisor.core.planned import elapsed
+from advisor.core.planned import plan_of
 from advisor.model import F64
 from advisor.model import Direction
 from advisor.model import Role
@@ -46,6 +49,8 @@ class RunView:
         train: the training loss, when logged.
         lr: the learning rate, when logged.
         origin: the run's first logged step (any curve).
+        plan: the planned length of training, when the hyper-parameters state it.
+        epoch: the logged epoch, when logged (to place a plan in epochs on the steps).
     """
 
     run: str
@@ -55,6 +60,20 @@ class RunView:
     train: sr.Series | None
     lr: sr.Series | None
     origin: int
+    plan: Plan | None = None
+    epoch: sr.Series | None = None
+
+    def elapsed(self) -> float | None:
+        """Fraction of the planned run done at the last validation point, if known."""
+        if self.plan is None or len(self.val) == 0:
+            return None
+        ep = self.epoch
+        return elapsed(
+            self.plan,
+            int(self.val.step[-1]),
+            ep.step if ep is not None else None,
+            ep.value if ep is not None else None,
+        )
 
     def upto(self, step: int) -> RunView:
         """The view as it was when ``step`` had just been logged."""
@@ -66,6 +85,8 @@ class RunView:
             self.train.upto(step) if self.train is not None else None,
             self.lr.upto(step) if self.lr is not None else None,
             self.origin,
+            self.plan,
+            self.epoch.upto(step) if self.epoch is not None else None,
         )
 
 
@@ -77,6 +98,8 @@ def view_of(rc: RunCurves) -> RunView | None:
     val = sr.oriented(sr.from_curve(curve), curve.role.direction)
     tr = rc.first(Role.TRAIN_LOSS)
     lr = rc.first(Role.LR)
+    plan = plan_of(rc.hparams)
+    ep = rc.first(Role.EPOCH) if plan is not None and plan.steps is None else None
     steps = [int(c.step.min()) for c in rc.curves.values() if len(c)]
     return RunView(
         rc.run,
@@ -86,6 +109,8 @@ def view_of(rc: RunCurves) -> RunView | None:
         sr.oriented(sr.from_curve(tr), tr.role.direction) if tr is not None else None,
         sr.from_curve(lr) if lr is not None else None,
         min(steps) if steps else 0,
+        plan,
+        sr.from_curve(ep) if ep is not None else None,
     )
 
 

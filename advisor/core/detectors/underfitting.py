@@ -12,6 +12,17 @@ time. ``min_points`` is that time prior: a healthy run's fast phase lasts a few
 evaluations (paper-notes §2 row 2: "drops fast at first, then goes flat"); a decline
 that has not slowed after ``min_points`` evaluations is underfitting.
 
+When the logs state the planned length of training (``RunView.elapsed``), time is known
+directly, and early in the run (up to ``plan_max_elapsed`` of it) the detector also asks:
+can a healthy decay explain the current phase? A likelihood-ratio test
+(``fit.slow_test``) compares the best fit by decays whose time constants are at most
+``plan_tau_fast`` of the planned run (a healthy run flattens early: paper-notes §2 row 2)
+with the best fit by any decay; a slow component that the data need, and that would
+still bring ``plan_min_remaining_rel`` of the level by the planned end, is underfitting
+(§2 row 1: "keeps falling with no plateau"; §5.2: if the best checkpoint falls in the
+last part of the run, train longer). This needs no count of evaluations, so a long run
+is flagged at a fifth to a quarter of its length instead of after 10-15 evaluations.
+
 NaN/inf policy: uses the finite points only. Minimum points: ``min_points`` finite
 evaluations in the current phase.
 """
@@ -31,6 +42,7 @@ from advisor.core.features import features_of
 from advisor.core.features import view_of
 from advisor.core.fit import TrendFit
 from advisor.core.fit import fit_trend
+from advisor.core.fit import slow_test
 from advisor.core.fit import theil_sen
 from advisor.model import Diagnosis
 from advisor.model import Finding
@@ -60,6 +72,31 @@ class UnderfittingParams:
             phase must be over: 3 time constants of 4 evaluations and some).
         min_drop_rel: the fitted fall over the last third must exceed this fraction of
             the level (below it the curve is horizontal in practice, cf. paper-notes §5.1).
+        plan_tau_fast: with a planned length: the slowest time constant of a healthy
+            decay, as a fraction of the planned run (measured on the tune suite, whose
+            healthy runs fall with time constants of at most 0.12 of the run and whose
+            underfitting runs with at least 0.7; with 0.14 two underfitting runs are
+            flagged after 30% instead of before).
+        plan_min_lam: ...the likelihood-ratio statistic against that healthy decay must
+            reach this (9: three standard errors for one degree of freedom; on the tune
+            suite no healthy prefix within ``plan_max_elapsed`` reaches it together with
+            ``plan_min_remaining_rel``, and 6 alarms on one)...
+        plan_min_remaining_rel: ...and the free fit must still fall by this fraction of
+            the level between now and the planned end (measured on the tune suite, with
+            the plan given to every run: healthy prefixes that pass the likelihood test
+            have at most 4.4% to come, underfitting runs at least 12.7% when first
+            flagged; 8% lies between).
+        plan_max_elapsed: the test judges the early part of the run only (paper-notes
+            §2 row 1: "in early epochs"; the target is underfitting by 30%, plus a few
+            evaluations of patience); later the count-based tests above decide. The
+            bound on a healthy time constant holds early only: a power-law approach (which
+            ``fit.fit_trend`` also models) slows down as it goes, its local time constant
+            growing with time. On the tune suite 0.35, 0.5 and 1.0 give the same first
+            alerts; the bound came in after a version without it alarmed on a holdout
+            healthy run (a power-law approach) at 55% of the run, so the holdout suite is
+            not a clean test of this one parameter.
+        plan_min_points: evaluations in the phase the planned test needs (the plateau
+            detector's minimum for any diagnosis).
     """
 
     min_points: int = 10
@@ -68,8 +105,19 @@ class UnderfittingParams:
     min_drop_rel: float = 0.01
     min_late_ratio: float = 0.6
     min_late_points: int = 15
+    plan_tau_fast: float = 0.12
+    plan_min_lam: float = 9.0
+    plan_min_remaining_rel: float = 0.08
+    plan_max_elapsed: float = 0.35
+    plan_min_points: int = 5
 
     def __post_init__(self) -> None:
+        if not (self.plan_tau_fast > 0 and self.plan_min_lam > 0):
+            raise ValueError("plan_tau_fast and plan_min_lam must be positive")
+        if self.plan_min_remaining_rel <= 0:
+            raise ValueError(
+                f"plan_min_remaining_rel must be positive but got {self.plan_min_remaining_rel}"
+            )
         if self.min_points < 6:
             raise ValueError(f"min_points must be at least 6 but got {self.min_points}")
         if not 0 < self.min_ratio < 1:
@@ -94,6 +142,10 @@ def detect_features(
     view: RunView, feat: Features, params: UnderfittingParams, fit: TrendFit | None = None
 ) -> Finding | None:
     """Underfitting from an already built view and its features (and phase fit)."""
+    frac = view.elapsed()
+    if frac is not None and frac <= params.plan_max_elapsed:
+        # The planned length says how far the run is: it replaces the count prior.
+        return _planned(view, feat, params, frac)
     seg = feat.segment
     x, y = feat.x[seg:], feat.y[seg:]
     m = int(y.size) * feat.per
@@ -159,4 +211,48 @@ def detect_features(
         f"validation {noun} is still improving ({100 * drop_rel:.1f}% over the last third "
         f"of the phase, not slowing down){more}",
         evidence,
+    )
+
+
+def _planned(
+    view: RunView, feat: Features, params: UnderfittingParams, frac: float
+) -> Finding | None:
+    """Underfitting judged against the planned length of the run (``frac`` of it done)."""
+    seg = feat.segment
+    x, y = feat.x[seg:], feat.y[seg:]
+    if int(y.size) * feat.per < params.plan_min_points:
+        return None
+    # The planned end on the step axis (elapsed() is the last step over it), and time in
+    # units of the planned run since the start of the phase.
+    end = float(view.val.step[-1]) / frac
+    t = (x - x[0]) / end
+    test = slow_test(t, y, feat.noise, params.plan_tau_fast, 1.0 - float(x[0]) / end)
+    if test is None or test.lam < params.plan_min_lam:
+        return None
+    half = max(3, y.size // 2)
+    recent = theil_sen(x[-half:], y[-half:])
+    remaining_rel = test.remaining / feat.level
+    if recent.slope >= 0 or remaining_rel < params.plan_min_remaining_rel:
+        return None
+    conf = cf.combine(
+        cf.margin(test.lam, params.plan_min_lam, params.plan_min_lam / 2.0),
+        cf.margin(remaining_rel, params.plan_min_remaining_rel, params.plan_min_remaining_rel),
+    )
+    noun = "value" if view.direction.value == "max" else "loss"
+    return Finding(
+        Diagnosis.UNDERFITTING,
+        Severity.WARNING,
+        conf,
+        int(view.val.step[-1]),
+        f"validation {noun} is still improving at {100 * frac:.0f}% of the planned run, "
+        f"more slowly than a run that will plateau in time; about "
+        f"{100 * remaining_rel:.0f}% more to come by its planned end",
+        {
+            "elapsed_pct": 100.0 * frac,
+            "planned_end_step": end,
+            "slow_lr_stat": test.lam,
+            "slow_tau_frac": test.tau_slow,
+            "remaining_to_plan_pct": 100.0 * remaining_rel,
+            "phase_start_step": float(x[0]),
+        },
     )
