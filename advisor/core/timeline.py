@@ -3,9 +3,9 @@
 The walk visits the run's validation evaluations in logged (step) order and analyses
 the prefix of every curve up to each one. Long runs are analysed on a grid of about
 ``max_analyses`` prefixes; wherever the raw diagnosis differs between two neighbouring
-grid points, every evaluation in between is analysed too, so the step at which a
-diagnosis first appears is exact (a change that appears and vanishes between two grid
-points can be missed).
+grid points, the interval is bisected down to adjacent evaluations, so the step at
+which a diagnosis first appears is exact (a change that appears and vanishes inside an
+interval whose two ends agree can be missed).
 
 Alert lifecycle: a non-healthy diagnosis opens an alert once it has held for
 ``patience`` consecutive evaluations, or at once when its confidence reaches ``sure``
@@ -86,8 +86,8 @@ def _key(a: Analysis) -> _Key:
 def raw_timeline(view: RunView, params: ReplayParams, start: int = 0) -> list[Analysis]:
     """The analysis at every validation evaluation from index ``start`` on.
 
-    A coarse grid of about ``max_analyses`` prefixes, refined to every evaluation
-    wherever the raw diagnosis differs between two neighbouring grid points.
+    A coarse grid of about ``max_analyses`` prefixes, refined by bisection wherever
+    the raw diagnosis differs between two neighbouring grid points.
     """
     steps = view.val.step
     n = int(steps.size)
@@ -104,10 +104,16 @@ def raw_timeline(view: RunView, params: ReplayParams, start: int = 0) -> list[An
     grid = [*range(start, n, stride)]
     if grid[-1] != n - 1:
         grid.append(n - 1)
-    for a, b in itertools.pairwise(grid):
-        if _key(at(a)) != _key(at(b)):
-            for i in range(a + 1, b):
-                at(i)
+    # Where two neighbouring grid points differ, bisect down to adjacent evaluations:
+    # about log2(gap) analyses per change instead of one per evaluation in the gap, on
+    # the same assumption the grid makes (a diagnosis equal at both ends of an interval
+    # holds inside it).
+    pending = [(a, b) for a, b in itertools.pairwise(grid)]
+    while pending:
+        a, b = pending.pop()
+        if _key(at(a)) != _key(at(b)) and b - a > 1:
+            mid = (a + b) // 2
+            pending += [(a, mid), (mid, b)]
     out: list[Analysis] = []
     last = at(start)
     for i in range(start, n):
