@@ -13,11 +13,17 @@ from typing import TYPE_CHECKING
 
 import click
 
+from advisor.demo import demo_command
+from advisor.e2e_report import e2e_command
 from advisor.errors import AdvisorError
 from advisor.model import Problem
+from advisor.trainer.cli import lr_range_command
+from advisor.trainer.cli import train_command
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from advisor.replay import RunReplay
 
 EXIT_USAGE = 2
 
@@ -133,12 +139,15 @@ def _write_table(frame: pd.DataFrame, out: IO[str]) -> None:
     multiple=True,
     help="Exit 1 when a run was alerted for, or ends in, this diagnosis.",
 )
-def replay(
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one PNG per run and an index.html to this directory.")  # fmt: skip
+def replay(  # noqa: PLR0917 (click passes every option)
     paths: tuple[Path, ...],
     as_json: bool,
     config: Path | None,
     extra_rules: tuple[Path, ...],
     fail_on: tuple[str, ...],
+    report_dir: Path | None,
 ) -> None:
     """Run the advisor over saved logs, as if live: alerts in order, then a summary."""
     from advisor.alertjson import alert_to_dict
@@ -152,7 +161,10 @@ def replay(
     settings = load_settings(config)
     book = load_rulebook(extra_rules)
     failed = False
+    kept: list[RunReplay] = []
     for result in run_replay(paths, settings, book, on_problem=_warn):
+        if report_dir is not None:
+            kept.append(result)
         said = {a.finding.diagnosis.value for a in result.alerts} | {
             result.summary.diagnosis.value
         }
@@ -176,8 +188,67 @@ def replay(
                    f"(last step {s.last_step})")  # fmt: skip
         for rec in s.recommendations[:3]:
             click.echo(f"{'':>{len(s.run)}}  -> {recommendation_line(rec)}")
+    if report_dir is not None:
+        from advisor.report import write_report
+
+        click.echo(f"advisor: report: {write_report(kept, report_dir)}", err=True)
     if failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--config", type=click.Path(path_type=Path), help="advisor.toml to use.")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Poll every SECONDS instead of using filesystem events (NFS, mounts).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Alerts as JSON Lines on stdout (and nothing else there).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Persist progress, alert states and undelivered alerts here, so that a "
+    "restart neither repeats nor misses an alert. Without it, state lives "
+    "in memory only and a restart analyses every run afresh.",
+)
+@click.option("--once", is_flag=True, help="Process what is there, as replay does, and exit.")
+@click.option(
+    "--min-severity",
+    type=click.Choice(["info", "warning", "critical"]),
+    help="Ignore findings below this severity.",
+)
+@click.option("--rules", "extra_rules", multiple=True, type=click.Path(path_type=Path),
+              help="Extra rule files (same id overrides a built-in rule).")  # fmt: skip
+def watch(  # noqa: PLR0917 (click passes every option)
+    roots: tuple[Path, ...],
+    config: Path | None,
+    poll: float | None,
+    as_json: bool,
+    state_dir: Path | None,
+    once: bool,
+    min_severity: str | None,
+    extra_rules: tuple[Path, ...],
+) -> None:
+    """Watch log ROOTs; alert as findings open, change and resolve.
+
+    Alerts go to the console (stdout), or as JSON Lines to stdout with --json; to Slack
+    when $ADVISOR_SLACK_WEBHOOK_URL or $ADVISOR_SLACK_WEBHOOK_FILE is set; to the JSON
+    Lines file and webhook of advisor.toml's [sinks]. Status lines go to stderr.
+    SIGINT or SIGTERM stops cleanly (a second SIGINT at once).
+    """
+    from advisor.daemon.app import WatchRequest
+    from advisor.daemon.app import run_watch
+
+    request = WatchRequest(roots, config, poll, as_json, state_dir, once, min_severity,
+                           extra_rules)  # fmt: skip
+    sys.exit(run_watch(request))
 
 
 @cli.group()
@@ -233,6 +304,10 @@ def rules_validate(files: tuple[Path, ...]) -> None:
         click.echo(f"{path}: {len(found)} rules ok")
 
 
+# Defined next to what they drive; each imports torch only when it runs.
+for _command in (train_command, lr_range_command, demo_command, e2e_command):
+    cli.add_command(_command)
+
 _WRITERS: dict[str, Callable[[pd.DataFrame, IO[str]], None]] = {
     "jsonl": _write_jsonl,
     "csv": _write_csv,
@@ -259,3 +334,7 @@ def main() -> None:
         sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -74,6 +74,15 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     return settings_from_mapping(data, path)
 
 
+def environment() -> dict[str, str]:
+    """The ``ADVISOR_*`` variables of this process's environment.
+
+    Modules that need one (the Slack webhook URL) take this mapping as an argument, so
+    that this stays the only module that reads the environment.
+    """
+    return {k: v for k, v in os.environ.items() if k.startswith("ADVISOR_")}
+
+
 def settings_from_mapping(data: Mapping[str, Any], path: Path) -> Settings:
     """Validate parsed TOML into Settings."""
     unknown = sorted(set(data) - _KNOWN_SECTIONS)

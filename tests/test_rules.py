@@ -44,7 +44,7 @@ def _none(x: Any) -> Any:
 def test_rule_case(rule_id: str, case: dict[str, Any]) -> None:
     """A finding and a context give exactly the expected ranked recommendations."""
     finding = Finding(
-        Diagnosis(case["diagnosis"]), Severity.WARNING, 0.9, 100, "",
+        Diagnosis(case["diagnosis"]), Severity(case.get("severity", "warning")), 0.9, 100, "",
         {k: float(v) for k, v in case.get("evidence", {}).items()},
     )  # fmt: skip
     ctx_raw = dict(case.get("context", {}))

@@ -361,18 +361,20 @@ def test_train_command_bad_value_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_lr_range_run_prints_the_log_directory(tmp_path: Path) -> None:
-    """`lr-range --run` runs a range test and prints its log directory last."""
+    """`lr-range --run` runs a range test, reads its bounds and prints its log directory last."""
     from click.testing import CliRunner
 
-    from advisor.trainer.cli import lr_range_run_command
+    from advisor.trainer.cli import lr_range_command
 
     runner = CliRunner()
-    assert runner.invoke(lr_range_run_command, []).exit_code == 2
+    assert runner.invoke(lr_range_command, []).exit_code == 2
     logdir = tmp_path / "range"
-    args = ["--run", "--dataset", "digits", "--model", "mlp", "--epochs", "1"]
-    res = runner.invoke(lr_range_run_command, [*args, "--logdir", str(logdir), "--quiet"])
+    args = ["--run", "--dataset", "digits", "--model", "mlp", "--epochs", "3"]
+    res = runner.invoke(lr_range_command, [*args, "--logdir", str(logdir), "--quiet"])
     assert res.exit_code == 0, res.output
     assert res.stdout.strip().splitlines()[-1] == str(logdir)
+    assert "1cycle bounds" in res.stdout
+    assert (logdir / "lr-range.png").is_file()
     lrs = [float(r.split(",")[5]) for r in (logdir / "metrics.csv").read_text().splitlines()[1:]]
-    assert len(lrs) >= 4
+    assert len(lrs) >= 8
     assert lrs == sorted(lrs)

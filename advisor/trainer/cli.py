@@ -1,12 +1,11 @@
-"""``advisor train`` and ``advisor lr-range --run``: the reference trainer from the shell.
+"""``advisor train`` and ``advisor lr-range``: the reference trainer from the shell.
 
 Importing this module does not import torch (``train.py`` is imported inside the
-commands), so ``advisor --help`` stays fast and works without the ``trainer`` extra.
-Register the commands on the main group with ``cli.add_command(train_command)`` and
-``cli.add_command(lr_range_run_command)``.
+commands), so ``advisor --help`` stays fast and works without the ``trainer`` extra;
+``advisor.cli`` registers both commands on the main group.
 
-``advisor lr-range --run`` only runs a range test and prints where its log is; reading
-the maximum and minimum LR off the curve is :mod:`advisor.core.lrrange`'s job.
+``advisor lr-range PATH`` reads a user's range-test log (:mod:`advisor.rangetest`, no
+torch); ``--run`` first runs one with the reference trainer.
 """
 
 from __future__ import annotations
@@ -129,28 +128,56 @@ def train_command(preset: str | None, logdir: Path | None, quiet: bool, **overri
 
 
 @click.command("lr-range")
-@click.option("--run", "run_test", is_flag=True, help="Run an LR range test and log it.")
-@click.option("--dataset", type=click.Choice(DATASETS), help="Offline dataset.")
-@click.option("--model", type=click.Choice(MODELS), help="Model family.")
-@click.option("--start-lr", "min_lr", type=float, help="LR at the first iteration.")
-@click.option("--end-lr", "lr", type=float, help="LR at the last iteration.")
-@click.option("--mode", "range_mode", type=click.Choice(RANGE_MODES), help="How the LR rises.")
-@click.option("--epochs", type=int, help="Length of the test in epochs.")
-@click.option("--weight-decay", type=float, help="L2 weight decay.")
-@click.option("--seed", type=int, help="Seed of initialisation and batch order.")
-@click.option("--logdir", type=click.Path(path_type=Path), help="Log directory (new).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def lr_range_run_command(
-    run_test: bool, logdir: Path | None, quiet: bool, **overrides: Any
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--run", "run_test", is_flag=True, help="Run an LR range test first, then read it.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the plot (default: lr-range.png next to the log).")  # fmt: skip
+@click.option("--dataset", type=click.Choice(DATASETS), help="--run: offline dataset.")
+@click.option("--model", type=click.Choice(MODELS), help="--run: model family.")
+@click.option("--start-lr", "min_lr", type=float, help="--run: LR at the first iteration.")
+@click.option("--end-lr", "lr", type=float, help="--run: LR at the last iteration.")
+@click.option("--mode", "range_mode", type=click.Choice(RANGE_MODES), help="--run: LR rise.")
+@click.option("--epochs", type=int, help="--run: length of the test in epochs.")
+@click.option("--weight-decay", type=float, help="--run: L2 weight decay.")
+@click.option("--seed", type=int, help="--run: seed of initialisation and batch order.")
+@click.option("--logdir", type=click.Path(path_type=Path), help="--run: log directory (new).")
+@click.option("--quiet", is_flag=True, help="--run: no progress bar.")
+def lr_range_command(
+    path: Path | None,
+    run_test: bool,
+    plot: Path | None,
+    logdir: Path | None,
+    quiet: bool,
+    **overrides: Any,
 ) -> None:
-    """Run an LR range test with the reference trainer and print its log directory.
+    """Read the 1cycle LR bounds off an LR range test: PATH, or a test run with --run.
 
-    The LR rises over a short run (the 'range-test' preset, options override it) while
-    the validation loss is logged every few iterations. The last line printed is the
-    log directory; reading the 1cycle LR bounds off it is a separate analysis.
+    PATH is a range test's log (a run directory or a log file in any format advisor
+    reads) in which the LR rises over the run. Prints the maximum LR (where the loss
+    stops falling or turns ragged; Smith 2018, sec. 4.1) and the minimum (max/10),
+    fastai's and Lightning's suggestions for comparison, and writes a plot of the loss
+    against the LR with the bounds marked.
+
+    With --run, first runs a range test with the reference trainer (the 'range-test'
+    preset; the options override it); its log directory is printed last.
     """
-    if not run_test:
-        raise click.UsageError("nothing to do: pass --run to run an LR range test")
-    result = train_main(RANGE_PRESET, overrides, logdir=logdir, quiet=quiet)
-    click.echo(_summary(result).rsplit("\n", 1)[0], err=True)
-    click.echo(str(result.logdir))
+    from advisor.rangetest import default_plot_path
+    from advisor.rangetest import describe
+    from advisor.rangetest import plot_range
+    from advisor.rangetest import read_range_log
+
+    if run_test == (path is not None):
+        raise click.UsageError("give a range test's log PATH, or --run to run one (not both)")
+    given = sorted(k for k, v in overrides.items() if v is not None)
+    if path is not None and (given or logdir is not None):
+        raise click.UsageError("the options of a test run (--epochs, --seed, ...) need --run")
+    if path is None:
+        result = train_main(RANGE_PRESET, overrides, logdir=logdir, quiet=quiet)
+        click.echo(_summary(result).rsplit("\n", 1)[0], err=True)
+        path = result.logdir
+    reading = read_range_log(path)
+    for line in describe(reading):
+        click.echo(line)
+    click.echo(f"plot: {plot_range(reading, plot or default_plot_path(path))}")
+    if run_test:
+        click.echo(str(path))

@@ -1,0 +1,225 @@
+"""The watched log files: a loader and a signature per file, their runs, and the Store.
+
+Owned by the worker thread (no locks). ``scan`` is discovery over every root, the truth
+about which files exist; ``load`` reads what a file gained since the last call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+from advisor.config import Settings
+from advisor.errors import InputError
+from advisor.sources.base import Loader
+from advisor.sources.discovery import LogFile
+from advisor.sources.discovery import discover
+from advisor.sources.registry import make_loader
+from advisor.store import Store
+
+from .state import FileSig
+from .state import stat_sig
+
+log = logging.getLogger("advisor.daemon")
+
+# discover() sniffs the first 4 KiB of a text file; an unknown file that had at least
+# that much when a rescan passed it over stays unknown, however it grows.
+_SNIFF_BYTES = 4096
+# Bound on remembered non-log paths (checkpoints, images): past it, forget them all.
+_MAX_PASSED_OVER = 100_000
+
+
+@dataclass
+class Tracked:
+    """One watched file: how to read it, and its signature as last read."""
+
+    logfile: LogFile
+    loader: Loader
+    sig: FileSig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What a scan changed.
+
+    Attributes:
+        added: paths found for the first time.
+        gone_runs: runs with no file left (to forget).
+        rebuilt: runs that lost a file but not all: their curves were read again.
+    """
+
+    added: frozenset[str] = frozenset()
+    gone_runs: frozenset[str] = frozenset()
+    rebuilt: frozenset[str] = frozenset()
+
+
+@dataclass
+class LogSet:
+    """Every watched file under ``roots``, with the Store of their points.
+
+    Args:
+        roots: as given to ``discover`` (absolute paths, so that they match events).
+        settings: for the loaders.
+        store: where points go.
+    """
+
+    roots: Sequence[Path]
+    settings: Settings
+    store: Store = field(default_factory=Store)
+    files: dict[str, Tracked] = field(default_factory=dict)
+    by_run: dict[str, set[str]] = field(default_factory=dict)
+    _missing_roots: set[Path] = field(default_factory=set)
+    _passed_over: dict[str, int] = field(default_factory=dict)  # non-log path -> its size
+    _unknown: set[str] = field(default_factory=set)  # asked for a rescan since the last
+
+    def worth_rescan(self, path: str) -> bool:
+        """An event for a path that is no known log: could a rescan find something?
+
+        Yes for a new file, or one a rescan passed over while it was too short to be
+        recognised and that changed since (a CSV log's first lines); yes for a deleted
+        directory that held logs. No for the rest (checkpoints, images, the temporary
+        file of an atomic rewrite, renamed away), so that they cost no rescans.
+        """
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            prefix = path.rstrip(os.sep) + os.sep
+            return any(p.startswith(prefix) for p in self.files)
+        was = self._passed_over.get(path)
+        if was is None or (was < _SNIFF_BYTES and size != was):
+            self._unknown.add(path)
+            return True
+        return False
+
+    def run_of(self, path: str) -> str | None:
+        t = self.files.get(path)
+        return t.logfile.run if t is not None else None
+
+    def scan(self) -> ScanResult:
+        """Discover every root again; add new files, drop vanished ones."""
+        found: dict[str, LogFile] = {}
+        for root in self.roots:
+            try:
+                listed = discover(root)
+            except InputError as exc:
+                # A root that vanished (unmounted, deleted) counts as empty: its runs go.
+                if root not in self._missing_roots:
+                    log.warning("%s", exc)
+                    self._missing_roots.add(root)
+                continue
+            self._missing_roots.discard(root)
+            for lf in listed:
+                found[os.path.normpath(lf.path)] = lf
+        gone = [p for p, t in self.files.items() if found.get(p) != t.logfile]
+        touched = {self.files[p].logfile.run for p in gone}
+        for path in gone:
+            self._remove(path)
+        added = [p for p in found if p not in self.files]
+        for path in added:
+            self._add(path, found[path])
+        self._pass_over()
+        gone_runs = frozenset(r for r in touched if r not in self.by_run)
+        rebuilt = frozenset(r for r in touched if r in self.by_run)
+        for run in rebuilt:
+            self.rebuild(run)
+        return ScanResult(frozenset(added), gone_runs, rebuilt)
+
+    def _pass_over(self) -> None:
+        """Remember the unknown paths that asked for this scan and are still no log."""
+        if len(self._passed_over) > _MAX_PASSED_OVER:
+            self._passed_over.clear()
+        for path in self._unknown - self.files.keys():
+            try:
+                self._passed_over[path] = os.stat(path).st_size
+            except OSError:
+                self._passed_over.pop(path, None)
+        self._unknown.clear()
+
+    def _add(self, path: str, lf: LogFile) -> None:
+        self.files[path] = Tracked(lf, make_loader(lf, self.settings))
+        self.by_run.setdefault(lf.run, set()).add(path)
+
+    def _remove(self, path: str) -> None:
+        t = self.files.pop(path)
+        paths = self.by_run.get(t.logfile.run)
+        if paths is not None:
+            paths.discard(path)
+            if not paths:
+                del self.by_run[t.logfile.run]
+                self.store.drop(t.logfile.run)
+
+    def rebuild(self, run: str) -> None:
+        """Read a run's remaining files again from their start (one of them went away:
+        the Store cannot take back one file's points)."""
+        self.store.drop(run)
+        for path in sorted(self.by_run.get(run, ())):
+            t = self.files[path]
+            self.files[path] = Tracked(t.logfile, make_loader(t.logfile, self.settings))
+
+    def drop_file(self, path: str) -> str | None:
+        """Forget a file found deleted; the run to forget if it was its last file."""
+        t = self.files.get(path)
+        if t is None:
+            return None
+        run = t.logfile.run
+        self._remove(path)
+        if run not in self.by_run:
+            return run
+        self.rebuild(run)
+        return None
+
+    def load(self, path: str) -> bool | None:
+        """Read what ``path`` gained into the Store.
+
+        Returns:
+            True if it gave points (or hyper-parameters, or was read again from its
+            start), False if it is unchanged, None if it is gone (call ``drop_file``).
+        """
+        t = self.files[path]
+        run = t.logfile.run
+        try:
+            # Race: the stat comes before the read. A write in between is read but not
+            # in the signature, so the signature can only understate what was read; the
+            # next event (or a restart) then reads nothing new, which is harmless. The
+            # other order could record bytes that were never read as read.
+            sig = stat_sig(path, run)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("%s: cannot stat: %s", path, exc.strerror)
+            return False
+        if sig.same_file(t.sig):
+            return False  # the one stat an unchanged file costs
+        gave = False
+        try:
+            while True:
+                batch = t.loader.load()
+                self.store.add(run, batch)
+                gave = gave or bool(len(batch.scalars) or batch.hparams or batch.reset)
+                for problem in batch.problems:
+                    log.warning("warning: %s", problem)
+                if not batch.more:
+                    break
+        except InputError as exc:
+            # Deleted or made unreadable between the stat and the read.
+            if not os.path.exists(path):
+                return None
+            log.warning("%s", exc)
+            return gave
+        t.sig = sig
+        return gave
+
+    def signatures(self) -> dict[str, FileSig]:
+        """Each file's signature as last read (files never read completely are left out)."""
+        return {p: t.sig for p, t in self.files.items() if t.sig is not None}
+
+    def runs(self) -> list[str]:
+        return sorted(self.by_run)
+
+    def paths(self, run: str) -> Iterable[str]:
+        return sorted(self.by_run.get(run, ()))

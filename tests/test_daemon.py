@@ -1,0 +1,247 @@
+"""The watch daemon in-process, with real parts: a real observer on a temporary directory,
+real writers (torch's SummaryWriter, Keras-style CSV lines, a trainer_state.json
+rewriter), the real worker, pipeline and dispatcher; a recording sink at the end."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.daemon.app import Daemon
+from advisor.daemon.app import WatchRequest
+from advisor.daemon.app import assemble
+from advisor.daemon.pacer import Pacer
+from advisor.daemon.settings import watch_config
+from advisor.errors import ConfigError
+from advisor.model import Alert
+from advisor.model import AlertEvent
+
+TIMEOUT = 20.0
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Every test joins every thread it started."""
+    before = threading.active_count()
+    yield
+    assert threading.active_count() == before, threading.enumerate()
+
+
+class RecordingSink:
+    """Keeps delivered alerts; tests wait on a predicate over them."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self._cond = threading.Condition()
+
+    def send(self, alert: Alert) -> None:
+        with self._cond:
+            self.alerts.append(alert)
+            self._cond.notify_all()
+
+    def wait(self, pred: Callable[[list[Alert]], bool], timeout: float = TIMEOUT) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: pred(self.alerts), timeout)
+
+
+def opened(run: str) -> Callable[[list[Alert]], bool]:
+    return lambda alerts: any(a.run == run and a.event is AlertEvent.OPENED for a in alerts)
+
+
+@contextmanager
+def watching(
+    root: Path, *, poll: float | None = None, state_dir: Path | None = None
+) -> Iterator[tuple[Daemon, RecordingSink]]:
+    """A started daemon over ``root`` whose alerts go to a RecordingSink."""
+    config = root.parent / "advisor.toml"
+    if not config.exists():
+        config.write_text("[watch]\nrescan = 0.5\n")
+    sink = RecordingSink()
+    req = WatchRequest(roots=(root,), config=config, poll=poll, state_dir=state_dir)
+    daemon = Daemon(assemble(req, io.StringIO(), sinks={"memory": sink})).start()
+    try:
+        assert daemon.ready.wait(TIMEOUT)
+        yield daemon, sink
+    finally:
+        daemon.stop()
+    assert daemon.failure is None
+
+
+def overfit_curve(n: int = 32, turn: int = 14, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Validation loss that falls, then rises after ``turn``; training loss keeps falling.
+
+    The pipeline opens an overfitting alert at evaluation 18 of it.
+    """
+    e = np.arange(n, dtype=float)
+    rng = np.random.default_rng(seed)
+    val = 0.5 + 1.5 * np.exp(-e / 4) + np.where(e > turn, 0.03 * (e - turn), 0.0)
+    val += rng.normal(0.0, 0.005, n)
+    train = 0.4 + 1.6 * np.exp(-e / 5) - 0.005 * e
+    return val, train
+
+
+def write_csv(run: Path, rows: range, *, header: bool = True) -> None:
+    """Keras CSVLogger-style lines, appended and flushed one by one."""
+    val, train = overfit_curve()
+    run.mkdir(parents=True, exist_ok=True)
+    with (run / "training.log").open("a") as fh:
+        if header:
+            fh.write("epoch,loss,val_loss\n")
+            fh.flush()
+        for i in rows:
+            fh.write(f"{i},{train[i]:.6f},{val[i]:.6f}\n")
+            fh.flush()
+
+
+def write_hf(run: Path) -> None:
+    """trainer_state.json rewritten in place after each evaluation, as the Trainer does."""
+    val, train = overfit_curve(seed=1)
+    run.mkdir(parents=True, exist_ok=True)
+    history: list[dict[str, float]] = []
+    for i in range(val.size):
+        step = 100 * (i + 1)
+        history.append({"epoch": float(i + 1), "step": step, "loss": float(train[i])})
+        history.append({"epoch": float(i + 1), "step": step, "eval_loss": float(val[i])})
+        state = {"global_step": step, "log_history": history, "train_batch_size": 32}
+        with (run / "trainer_state.json").open("w") as fh:
+            fh.write(json.dumps(state, indent=2, sort_keys=True))
+
+
+def write_tensorboard(run: Path) -> None:
+    """torch's SummaryWriter, flushed after each scalar."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    val, train = overfit_curve(seed=2)
+    writer = SummaryWriter(log_dir=str(run))
+    try:
+        for i in range(val.size):
+            writer.add_scalar("Loss/train", float(train[i]), i)
+            writer.flush()
+            writer.add_scalar("Loss/val", float(val[i]), i)
+            writer.flush()
+    finally:
+        writer.close()
+
+
+def test_three_writers_each_raise_an_overfitting_alert(tmp_path: Path) -> None:
+    """SummaryWriter, CSV and trainer_state.json runs created after start each alert."""
+    pytest.importorskip("torch.utils.tensorboard")
+    root = tmp_path / "runs"
+    root.mkdir()
+    with watching(root) as (_, sink):
+        write_tensorboard(root / "tb")
+        write_csv(root / "keras", range(32))
+        write_hf(root / "hf")
+        for run in ("tb", "keras", "hf"):
+            assert sink.wait(opened(run)), (run, sink.alerts)
+    first = {a.run: a for a in sink.alerts if a.event is AlertEvent.OPENED}
+    assert {a.finding.diagnosis.value for a in first.values()} == {"overfitting"}
+    assert first["keras"].finding.step == 18
+
+
+def test_appended_lines_alert_at_the_step_they_show_it(tmp_path: Path) -> None:
+    """A run that exists at start is followed line by line; its alert opens at step 18."""
+    root = tmp_path / "runs"
+    write_csv(root / "a", range(10))
+    with watching(root) as (_, sink):
+        for i in range(10, 32):
+            write_csv(root / "a", range(i, i + 1), header=False)
+        assert sink.wait(opened("a"))
+    assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [18]
+
+
+def test_deleted_run_is_forgotten(tmp_path: Path) -> None:
+    """Deleting a run's directory drops it from the pipeline and the store."""
+    root = tmp_path / "runs"
+    write_csv(root / "keep", range(8))
+    write_csv(root / "gone", range(8))
+    with watching(root) as (daemon, _):
+        worker = daemon.parts.worker
+        assert "gone" in worker.pipeline.runs
+        shutil.rmtree(root / "gone")
+        assert daemon.wait_until(lambda: "gone" not in worker.pipeline.runs, TIMEOUT)
+        assert "gone" not in worker.logs.store.runs()
+        assert "keep" in worker.pipeline.runs
+
+
+def test_poll_mode_alerts(tmp_path: Path) -> None:
+    """With --poll (watchdog's PollingObserver) appended lines alert too."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    with watching(root, poll=0.1) as (_, sink):
+        write_csv(root / "p", range(32))
+        assert sink.wait(opened("p"))
+
+
+def test_restart_resumes_without_repeating_or_missing(tmp_path: Path) -> None:
+    """Stopped halfway, restarted after more lines: each alert arrives once overall."""
+    root = tmp_path / "runs"
+    state = tmp_path / "state"
+    write_csv(root / "done", range(32))  # finished before the first start
+    write_csv(root / "live", range(12))
+    with watching(root, state_dir=state) as (_, sink):
+        assert sink.wait(opened("done"))
+    first = list(sink.alerts)
+    write_csv(root / "live", range(12, 32), header=False)  # written while down
+    with watching(root, state_dir=state) as (daemon, sink2):
+        assert sink2.wait(opened("live"))
+        # The unchanged run was read but not analysed again.
+        assert daemon.parts.worker.analyses == 1
+    assert not [a for a in sink2.alerts if a.run == "done"]
+    ids = [(a.run, a.rule, a.event, a.finding.step) for a in first + sink2.alerts]
+    assert len(ids) == len(set(ids))
+
+
+def test_pacer_keeps_the_analysis_within_its_budget() -> None:
+    """A burst is allowed at once; over a long stretch, spending stays at the budget."""
+    p = Pacer(budget=0.1, burst=0.05)
+    assert p.ready(now=0.0)
+    p.record("a", now=0.0, cost=0.1)
+    assert not p.ready(now=0.0)
+    assert p.next_ready(now=0.0) == pytest.approx(0.5, abs=1e-4)
+    t, spent = 0.0, 0.1
+    while t < 100.0:
+        t = p.next_ready(t)
+        p.record(f"r{int(t) % 7}", now=t, cost=0.02)
+        spent += 0.02
+    assert spent <= 0.1 * t + 0.05 + 0.02 + 0.1
+    assert p.active == 7 and p.interval == pytest.approx(7 * 0.02 / 0.1)
+
+
+def test_pacer_spaces_one_run_by_min_interval() -> None:
+    """With min_interval, a run changed again right away waits for it."""
+    p = Pacer(min_interval=2.0)
+    assert p.due("a", now=5.0) == 5.0
+    p.record("a", now=5.0, cost=0.001)
+    assert p.due("a", now=6.0) == 7.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[watch]\npoll = -1\n", "watch.poll: expected a finite number > 0"),
+        ("[watch]\nfrobnicate = 1\n", "watch.frobnicate: unknown key"),
+        ('[alerts]\nmin_severity = "loud"\n', "alerts.min_severity: expected one of"),
+        ('[sinks.webhook]\nurl = "ftp://x"\n', "sinks.webhook.url: expected an http(s)"),
+        ("[sinks.slack]\nrate_limit = 0\n", "sinks.slack.rate_limit: expected a whole number"),
+    ],
+)
+def test_bad_watch_settings_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    """Each bad value is one error naming the file and the key."""
+    from advisor.config import load_settings
+
+    path = tmp_path / "advisor.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        watch_config(load_settings(path))
+    assert str(path) in str(err.value)
