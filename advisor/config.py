@@ -65,13 +65,21 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         if not default.is_file():
             return Settings()
         path = default
+    return settings_from_mapping(read_toml(path), path)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's contents.
+
+    Raises:
+        ConfigError: unreadable or invalid, in one line naming the file.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return settings_from_mapping(data, path)
 
 
 def environment() -> dict[str, str]:

@@ -38,20 +38,15 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor.config import read_toml
 from advisor.errors import ConfigError
 from advisor.model import Diagnosis
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 PARAMS = ("lr", "weight_decay", "batch_size", "momentum", "schedule", "warmup", "epochs",
           "training")  # fmt: skip
@@ -142,12 +137,7 @@ def load_rulebook(extra: Sequence[Path] = (), builtin: Path | None = BUILTIN_DIR
 
 def load_file(path: Path) -> list[Rule]:
     """Parse and validate one rule file."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path)
     unknown = sorted(set(data) - {"rule", "grids"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (rule, grids)")
