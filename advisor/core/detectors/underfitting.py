@@ -30,7 +30,6 @@ evaluations in the current phase.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,7 +201,13 @@ def detect_features(
     )
     remaining = fit.remaining / feat.level
     noun = "value" if view.direction.value == "max" else "loss"
-    more = "" if math.isinf(remaining) else f"; about {100 * remaining:.0f}% more to come"
+    # An extrapolated drop larger than the level itself (the loss going below zero) says
+    # only that no plateau is in sight: the fitted trend is not a forecast there.
+    more = (
+        f"; about {100 * remaining:.0f}% more to come"
+        if 0 < remaining <= 1
+        else "; no plateau in sight"
+    )
     return Finding(
         Diagnosis.UNDERFITTING,
         Severity.WARNING,
