@@ -12,44 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
+from loader_helpers import FAST
+from loader_helpers import Point
+from loader_helpers import drain
+from loader_helpers import points
 
 from advisor.errors import InputError
-from advisor.model import Batch
 from advisor.model import Problem
 from advisor.sources.csvlog import CsvLoader
 from advisor.sources.csvlog import read_lightning_hparams
 from advisor.sources.csvlog import sniff
-
-Point = tuple[str, int, str, str]
-FAST = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-
-
-def points(batch: Batch) -> list[Point]:
-    s = batch.scalars
-    return [
-        (s.tags[int(t)], int(st_), repr(float(w)), repr(float(v)))
-        for t, st_, w, v in zip(s.tag_index, s.step, s.wall_time, s.value, strict=True)
-    ]
-
-
-def drain(loader: Any, seen: list[Point] | None = None) -> list[Point]:
-    """Call load() until it has nothing more; a reset drops what was collected."""
-    seen = [] if seen is None else seen
-    while True:
-        batch = loader.load()
-        if batch.reset:
-            seen.clear()
-        seen.extend(points(batch))
-        for problem in batch.problems:
-            assert problem.path == str(loader.path)
-        if not batch.more:
-            return seen
 
 
 def keras_csv_logger(path: Path, epochs: list[dict[str, Any]], sep: str = ",") -> None:

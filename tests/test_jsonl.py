@@ -7,38 +7,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
+from loader_helpers import FAST
+from loader_helpers import Point
+from loader_helpers import drain
+from loader_helpers import points
 
-from advisor.model import Batch
 from advisor.sources.jsonl import JsonlLoader
 from advisor.sources.jsonl import sniff
-
-Point = tuple[str, int, str, str]
-FAST = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-
-
-def points(batch: Batch) -> list[Point]:
-    s = batch.scalars
-    return [
-        (s.tags[int(t)], int(st_), repr(float(w)), repr(float(v)))
-        for t, st_, w, v in zip(s.tag_index, s.step, s.wall_time, s.value, strict=True)
-    ]
-
-
-def drain(loader: JsonlLoader, seen: list[Point] | None = None) -> list[Point]:
-    seen = [] if seen is None else seen
-    while True:
-        batch = loader.load()
-        if batch.reset:
-            seen.clear()
-        seen.extend(points(batch))
-        if not batch.more:
-            return seen
 
 
 def write_lines(path: Path, records: list[dict[str, Any]]) -> None:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from hypothesis import HealthCheck
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
+from loader_helpers import FAST
+from loader_helpers import Point
+from loader_helpers import points
 
-from advisor.model import Batch
 from advisor.sources.mlflow import MlflowMetricLoader
 from advisor.sources.mlflow import read_mlflow_params
 from advisor.sources.mlflow import run_name
 
-Point = tuple[str, int, str, str]
-FAST = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 META = """artifact_uri: file:///tmp/mlruns/0/0123abcd/artifacts
 end_time: null
 entry_point_name: ''
@@ -33,14 +29,6 @@ status: 1
 tags: []
 user_id: root
 """
-
-
-def points(batch: Batch) -> list[Point]:
-    s = batch.scalars
-    return [
-        (s.tags[int(t)], int(st_), repr(float(w)), repr(float(v)))
-        for t, st_, w, v in zip(s.tag_index, s.step, s.wall_time, s.value, strict=True)
-    ]
 
 
 def make_run(root: Path) -> Path:
