@@ -187,6 +187,79 @@ def test_instability_kinds(name: str, bad_at: int) -> None:
     assert first <= bad_at + 1
 
 
+def _swinging(level: float = 0.25) -> np.ndarray:
+    """A flat validation loss that swings by +-30% between evaluations from index 30."""
+    val = np.full(N, level)
+    val[:30] = level + 2.0 * np.exp(-IDX[:30] / 4.0)
+    val[30:] *= 1 + 0.3 * np.where(np.arange(N - 30) % 2 == 0, 1.0, -1.0)
+    return noisy(val)
+
+
+@pytest.mark.parametrize(("train_frac", "unstable"), [(0.9, True), (0.1, False)])
+def test_validation_swings_of_a_model_that_fits_its_data_are_not_oscillation(
+    train_frac: float, unstable: bool
+) -> None:
+    """With the training loss at a tenth of the validation loss the swings are the
+    validation estimate's noise (the reference trainer at LR 0.05); near it, instability."""
+    val = _swinging()
+    train = noisy(np.minimum.accumulate(val) * train_frac, 0.005, seed=1)
+    f = instability.detect(run(val, train), instability.InstabilityParams())
+    assert (f is not None and "oscillates" in f.message) is unstable
+
+
+@pytest.mark.parametrize(("train_end", "unstable"), [(1.0, True), (0.3, False)])
+def test_validation_swings_while_the_training_loss_still_falls_fast_are_not_oscillation(
+    train_end: float, unstable: bool
+) -> None:
+    """A training loss falling by 70% over the last 12 evaluations (the window examined)
+    means the model is still learning fast; a flat one leaves the swings unexplained."""
+    val = _swinging()
+    fall = np.ones(N)
+    fall[-12:] = np.linspace(1.0, train_end, 12)
+    train = noisy(0.9 * 0.25 * fall, 0.005, seed=1)
+    train[:30] = 0.9 * val[:30]
+    f = instability.detect(run(val, train), instability.InstabilityParams())
+    assert (f is not None and "oscillates" in f.message) is unstable
+
+
+def _climbing_back() -> tuple[np.ndarray, np.ndarray]:
+    """Losses that fall to a best at index 15, then climb back most of the way (the
+    reference trainer's ``lr-too-high``)."""
+    down = 1.0 + np.exp(-IDX / 3.0)
+    up = np.clip((IDX - 15) / (N - 15), 0, None) * 0.8
+    return noisy(1.2 * (down + up), 0.05), noisy(down + up, 0.05, seed=1)
+
+
+def test_a_training_loss_climbing_back_up_is_instability() -> None:
+    """Both losses rising again at a constant LR: the optimiser goes backwards."""
+    val, train = _climbing_back()
+    f = instability.detect(run(val, train), instability.InstabilityParams())
+    assert f is not None and f.diagnosis is Diagnosis.INSTABILITY
+    assert "climbed back" in f.message and f.evidence["train_given_back"] >= 0.5
+    o = overfitting.detect(run(val, train), overfitting.OverfittingParams())
+    assert o is None  # a rising training loss is not overfitting
+
+
+def test_a_rising_lr_explains_a_climbing_training_loss() -> None:
+    """The same losses while the logged LR rises (a warm-up or restart) raise nothing."""
+    val, train = _climbing_back()
+    lr = np.where(IDX < 15, 0.1, np.linspace(0.1, 1.0, N))
+    f = instability.detect(run(val, train, lr), instability.InstabilityParams())
+    assert f is None or "climbed back" not in f.message
+
+
+@pytest.mark.parametrize(("end", "diverging"), [(0.017, False), (2.5, True)])
+def test_training_divergence_needs_more_than_a_quadrupled_near_zero_loss(
+    end: float, diverging: bool
+) -> None:
+    """0.004 -> 0.017 at the end of a good run is noise; back to 2.5 is divergence."""
+    val = noisy(healthy())
+    train = 2.0 * np.exp(-IDX / 4.0) + 0.004
+    train[-6:] = np.linspace(0.004, end, 6)
+    f = instability.detect(run(val, train), instability.InstabilityParams())
+    assert (f is not None and "training loss is" in f.message) is diverging
+
+
 def test_nan_alert_is_at_the_first_nan() -> None:
     """A NaN opens a critical alert at its own step."""
     val = noisy(healthy())

@@ -51,6 +51,8 @@ class RunView:
         origin: the run's first logged step (any curve).
         plan: the planned length of training, when the hyper-parameters state it.
         epoch: the logged epoch, when logged (to place a plan in epochs on the steps).
+        val_is_loss: ``val`` is a validation loss, on the training loss's scale (not a
+            metric turned into an error), so the two can be compared.
     """
 
     run: str
@@ -62,6 +64,7 @@ class RunView:
     origin: int
     plan: Plan | None = None
     epoch: sr.Series | None = None
+    val_is_loss: bool = True
 
     def elapsed(self) -> float | None:
         """Fraction of the planned run done at the last validation point, if known."""
@@ -87,12 +90,14 @@ class RunView:
             self.origin,
             self.plan,
             self.epoch.upto(step) if self.epoch is not None else None,
+            self.val_is_loss,
         )
 
 
 def view_of(rc: RunCurves) -> RunView | None:
     """Pick and clean the curves of a run; None when it logs no validation signal."""
-    curve = rc.first(Role.VAL_LOSS) or rc.first(Role.VAL_METRIC)
+    loss = rc.first(Role.VAL_LOSS)
+    curve = loss or rc.first(Role.VAL_METRIC)
     if curve is None:
         return None
     val = sr.oriented(sr.from_curve(curve), curve.role.direction)
@@ -111,6 +116,7 @@ def view_of(rc: RunCurves) -> RunView | None:
         min(steps) if steps else 0,
         plan,
         sr.from_curve(ep) if ep is not None else None,
+        loss is not None,
     )
 
 
