@@ -1,9 +1,11 @@
 """Diagnosis quality on the labelled scenario suites, against baselines; and speed.
 
-Usage: python benchmarks/diagnosis.py [--files DIR] [--suite tune|holdout] [--quick]
+Usage: python benchmarks/diagnosis.py [--files DIR] [--suite tune|holdout|trainer]
 
-For each suite (``tune``, used for tuning thresholds, and ``holdout``, never used for
-that) it prints: the confusion matrix of the end-of-log diagnosis; false alarms on
+For each suite (``tune``, used for tuning thresholds; ``holdout``, never used for that;
+``trainer``, real runs of the reference trainer's presets at seeds never used for tuning,
+written by ``fixtures/scenarios/gen_trainer.py`` and always read from those files) it
+prints: the confusion matrix of the end-of-log diagnosis; false alarms on
 healthy runs (a run counts when any alert opened, even one that later resolved);
 earliness (the fraction of the run at which the right alert first opened, against the
 ``visible_from`` of the label); and the same numbers, in the same run, for baselines
@@ -479,16 +481,20 @@ def timing(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Diagnosis quality and speed.")
     parser.add_argument("--files", type=Path, default=None, help="read suites from DIR")
-    parser.add_argument("--suite", choices=["tune", "holdout"], action="append")
+    parser.add_argument("--suite", choices=["tune", "holdout", "trainer"], action="append")
     args = parser.parse_args(argv)
-    names = args.suite or ["tune", "holdout"]
+    names = args.suite or ["tune", "holdout", "trainer"]
     verdicts: list[tuple[str, bool, str]] = []
     t_start = time.perf_counter()
     for name in names:
-        cases = load_files(name, args.files) if args.files else load_memory(name)
+        from_files = args.files is not None or name == "trainer"
+        if name == "trainer":
+            cases = load_files(name, args.files or ROOT / "fixtures" / "scenarios")
+        else:
+            cases = load_files(name, args.files) if args.files else load_memory(name)
         print(
             f"\n=== suite {name}: {len(cases)} runs "
-            f"({'files' if args.files else 'generator in memory'}) ==="
+            f"({'files' if from_files else 'generator in memory'}) ==="
         )
         methods: dict[str, Callable[[Case], Outcome]] = {
             "ours": ours,

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from advisor.api import load_store
+from advisor.config import Settings
 from advisor.core.analysis import analyze
 from advisor.core.features import view_of
+from advisor.core.timeline import RULES
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
 from advisor.model import AlertEvent
 from advisor.model import Diagnosis
+from advisor.model import RunCurves
 from advisor.scenarios import PLANNED
 from advisor.scenarios import Scenario
 from advisor.scenarios import suite
@@ -125,3 +132,32 @@ def test_planned_length_where_the_format_stores_it() -> None:
             assert s.hparams["max_steps"] == float(s.step[-1])
         if "epochs" in s.hparams:
             assert s.hparams["epochs"] == float(s.epoch[-1])
+
+
+def _trainer_suite() -> list[tuple[str, Diagnosis, RunCurves]]:
+    """The real runs of ``fixtures/scenarios/trainer`` with their labels."""
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "trainer"
+    labels = json.loads((root / "labels.json").read_text())
+    settings = Settings()
+    store = load_store([root], settings)
+    assert sorted(store.runs()) == sorted(labels)
+    return [
+        (run, Diagnosis(labels[run]["label"]), store.curves(run, settings.roles))
+        for run in sorted(labels)
+    ]
+
+
+def test_trainer_suite_alerts() -> None:
+    """On the reference trainer's real runs (seeds never used for tuning): no healthy run
+    opens an alert, and every problem run opens one with its label."""
+    healthy_alerted: list[str] = []
+    missed: list[str] = []
+    for run, label, rc in _trainer_suite():
+        alerts, _ = replay_run(rc, FULL)
+        opened = {a.finding.diagnosis for a in alerts if a.event is AlertEvent.OPENED}
+        if label is Diagnosis.HEALTHY and opened:
+            healthy_alerted.append(run)
+        elif label in RULES and label not in opened:
+            missed.append(run)
+    assert healthy_alerted == []
+    assert missed == []

