@@ -11,24 +11,33 @@ to the range test's maximum (section 4).
 The top recommendation is that of the first alert opened for the run's labelled
 diagnosis, or, when none opened, of the end-of-log summary.
 
-Usage: ``python benchmarks/recommendations.py [--suites tune,holdout]``.
+Suites: ``tune`` and ``holdout`` (synthetic, from the generator in memory) and
+``trainer`` (the reference trainer's presets at seeds 5-7, read from
+``fixtures/scenarios/trainer`` as ``advisor replay`` reads them, hyper-parameters
+included, so recommendations carry current and suggested values).
+
+Usage: ``python benchmarks/recommendations.py [--suites tune,holdout,trainer]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 from advisor.model import AlertEvent
 from advisor.model import Diagnosis
 from advisor.model import Recommendation
+from advisor.model import RunCurves
 from advisor.pipeline import Pipeline
 from advisor.replay import summarise
 from advisor.ruleset import RuleBook
 from advisor.ruleset import load_rulebook
-from advisor.scenarios import Scenario
 from advisor.scenarios import suite
+
+TRAINER = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "trainer"
 
 FIRST_CHOICE: dict[Diagnosis, set[tuple[str, str]]] = {
     Diagnosis.UNDERFITTING: {("lr", "raise")},
@@ -39,16 +48,31 @@ FIRST_CHOICE: dict[Diagnosis, set[tuple[str, str]]] = {
 TARGET = 0.90
 
 
-def top_recommendation(scenario: Scenario, book: RuleBook) -> Recommendation | None:
-    """The advisor's top recommendation for one scenario run."""
-    rc = scenario.run_curves()
+def top_recommendation(label: Diagnosis, rc: RunCurves, book: RuleBook) -> Recommendation | None:
+    """The advisor's top recommendation for one labelled run."""
     pipeline = Pipeline(book)
     alerts = pipeline.advance(rc)
     for alert in alerts:
-        if alert.event is AlertEvent.OPENED and alert.finding.diagnosis is scenario.label:
+        if alert.event is AlertEvent.OPENED and alert.finding.diagnosis is label:
             return alert.recommendations[0] if alert.recommendations else None
     recs = summarise(pipeline, rc, alerts).recommendations
     return recs[0] if recs else None
+
+
+def labelled_runs(name: str) -> list[tuple[Diagnosis, RunCurves]]:
+    """The runs of a suite with their labels."""
+    if name != "trainer":
+        return [(s.label, s.run_curves()) for s in suite(name)]
+    from advisor.api import load_store
+    from advisor.config import Settings
+
+    labels = json.loads((TRAINER / "labels.json").read_text())
+    settings = Settings()
+    store = load_store([TRAINER], settings)
+    return [
+        (Diagnosis(labels[run]["label"]), store.curves(run, settings.roles))
+        for run in sorted(labels)
+    ]
 
 
 def evaluate(name: str) -> tuple[int, int, int, Counter[str]]:
@@ -56,25 +80,25 @@ def evaluate(name: str) -> tuple[int, int, int, Counter[str]]:
     book = load_rulebook()
     runs = with_rec = right = 0
     misses: Counter[str] = Counter()
-    for scenario in suite(name):
-        if scenario.label in (Diagnosis.HEALTHY, Diagnosis.UNKNOWN):
+    for label, rc in labelled_runs(name):
+        if label in (Diagnosis.HEALTHY, Diagnosis.UNKNOWN):
             continue
         runs += 1
-        top = top_recommendation(scenario, book)
+        top = top_recommendation(label, rc, book)
         if top is None:
-            misses[f"{scenario.label.value}: none"] += 1
+            misses[f"{label.value}: none"] += 1
             continue
         with_rec += 1
-        if (top.param, top.action) in FIRST_CHOICE[scenario.label]:
+        if (top.param, top.action) in FIRST_CHOICE[label]:
             right += 1
         else:
-            misses[f"{scenario.label.value}: {top.action} {top.param}"] += 1
+            misses[f"{label.value}: {top.action} {top.param} ({rc.run})"] += 1
     return runs, with_rec, right, misses
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suites", default="tune,holdout")
+    parser.add_argument("--suites", default="tune,holdout,trainer")
     args = parser.parse_args()
     ok = True
     for name in args.suites.split(","):
