@@ -184,7 +184,7 @@ class Pipeline:
         }
         return json.dumps(
             {"version": _STATE_VERSION, "runs": runs,
-             "throttle": json.loads(self.throttle_state.to_json())},
+             "throttle": self.throttle_state.to_dict()},
             allow_nan=False,
         )  # fmt: skip
 
@@ -207,7 +207,7 @@ class Pipeline:
                 )
                 for run, t in data["runs"].items()
             }
-            state = ThrottleState.from_json(json.dumps(data["throttle"]))
+            state = ThrottleState.from_dict(data["throttle"])
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"invalid pipeline state: {exc}") from None
         self.runs = runs

@@ -143,13 +143,36 @@ class ThrottleState:
         tracks = self.runs.get(run, {})
         return tuple(sorted(r for r, t in tracks.items() if t.status is Status.OPEN))
 
-    def to_json(self) -> str:
-        """Plain JSON, stable across versions of this module with the same ``version``."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data, stable across versions of this module with the same
+        ``version`` (the pipeline's state embeds it)."""
         runs = {
             run: {rule: _track_to_dict(t) for rule, t in sorted(tracks.items())}
             for run, tracks in sorted(self.runs.items())
         }
-        return json.dumps({"version": _STATE_VERSION, "runs": runs}, allow_nan=False)
+        return {"version": _STATE_VERSION, "runs": runs}
+
+    def to_json(self) -> str:
+        """``to_dict`` as JSON text."""
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @staticmethod
+    def from_dict(data: Any) -> ThrottleState:
+        """Inverse of ``to_dict``.
+
+        Raises:
+            ValueError: the data is not a state this version wrote.
+        """
+        try:
+            if data.get("version") != _STATE_VERSION:
+                raise ValueError(f"unsupported version {data.get('version')!r}")
+            runs = {
+                str(run): {str(rule): _track_from_dict(t) for rule, t in tracks.items()}
+                for run, tracks in data["runs"].items()
+            }
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"invalid throttle state: {exc}") from None
+        return ThrottleState(runs)
 
     @staticmethod
     def from_json(text: str) -> ThrottleState:
@@ -160,15 +183,9 @@ class ThrottleState:
         """
         try:
             data = json.loads(text)
-            if data.get("version") != _STATE_VERSION:
-                raise ValueError(f"unsupported version {data.get('version')!r}")
-            runs = {
-                str(run): {str(rule): _track_from_dict(t) for rule, t in tracks.items()}
-                for run, tracks in data["runs"].items()
-            }
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
             raise ValueError(f"invalid throttle state: {exc}") from None
-        return ThrottleState(runs)
+        return ThrottleState.from_dict(data)
 
 
 def _track_to_dict(t: Track) -> dict[str, Any]:
