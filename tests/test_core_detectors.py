@@ -164,6 +164,20 @@ def test_underfitting_still_falling() -> None:
     assert f.evidence["slope_ratio"] > 0.4
 
 
+@pytest.mark.parametrize(("rel", "underfit"), [(0.005, True), (0.05, False)])
+def test_a_long_slow_decay_far_from_its_plateau_is_underfitting(
+    rel: float, underfit: bool
+) -> None:
+    """A decay with a time constant of 25 evaluations, 60 evaluations in: it slows down,
+    but still falls about 13% of its level over the last third. Far above the noise that
+    is no plateau in sight (the reference trainer's ``lr-too-low``); within it, not."""
+    val = noisy(1.0 + 1.3 * np.exp(-IDX / 25.0), rel)
+    f = underfitting.detect(run(val), underfitting.UnderfittingParams())
+    assert (f is not None and f.diagnosis is Diagnosis.UNDERFITTING) is underfit
+    if f is not None:
+        assert f.evidence["slope_ratio"] < 0.4 and f.evidence["late_slope_ratio"] < 0.6
+
+
 @pytest.mark.parametrize(
     ("name", "bad_at"),
     [("nan", 30), ("inf", 30), ("diverge", 31), ("spikes", 35), ("oscillate", 40)],

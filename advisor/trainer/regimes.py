@@ -12,11 +12,13 @@ training loss, accuracy or LR) and applies one documented rule.
 - ``unstable`` (§2 row 4): at least 3 jumps of the validation loss of over 20% between
   consecutive evaluations, and final accuracy below 70% (a good run here reaches 93-95%).
 - ``diverged``: a training or validation loss is NaN or infinite.
-- ``horizontal`` (R2, the goal): finite, final accuracy at least 92%, and the final
-  validation loss within 25% of its minimum (constant-LR SGD at a good LR is noisy here:
-  the final point sits 3-11% above the minimum, measured on 5 seeds). The floor was 93%
-  while ``good`` used LR 0.05 (94-96%); at its steadier LR 0.04 seeds reach 92.9-94.8%.
-  The bad presets end at 10-56%.
+- ``horizontal`` (R2, the goal): finite, final accuracy at least 92%, and the median of
+  the last five validation losses within 25% of the minimum. The median, not the last
+  point: a 1,000-sequence validation set swings by 10-25% between epochs here, so one
+  point is mostly noise (``good`` seed 1 ends at 1.25x its minimum, its last five at a
+  median of 1.20x). The floor was 93% and the last point was used while ``good`` used
+  LR 0.05 (94-96%, last point 3-11% above the minimum); at its steadier LR 0.04 seeds
+  reach 92.9-94.8%. The bad presets end at 10-56%.
 - ``range_test``: the LR never falls and grows at least 10x, and the validation loss
   passes a minimum and ends at least 30% above it (or not finite).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Callable
 from collections.abc import Sequence
 
@@ -76,12 +79,13 @@ def unstable(result: TrainResult) -> bool:
 
 
 def horizontal(result: TrainResult) -> bool:
-    """Healthy: finite, 92% accuracy, final validation loss within 25% of its minimum."""
+    """Healthy: finite, 92% accuracy, the last five validation losses' median within 25%
+    of the minimum."""
     if diverged(result):
         return False
     return (
         result.final_val_accuracy >= HEALTHY_ACCURACY
-        and result.final_val_loss <= 1.25 * result.best_val_loss
+        and statistics.median(_val(result)[-5:]) <= 1.25 * result.best_val_loss
     )
 
 
