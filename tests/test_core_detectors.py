@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from advisor.core.analysis import analyze
 from advisor.core.detectors import instability
 from advisor.core.detectors import overfitting
+from advisor.core.detectors import plateau
 from advisor.core.detectors import underfitting
 from advisor.core.timeline import replay_run
 from advisor.model import Curve
@@ -176,6 +177,17 @@ def test_a_long_slow_decay_far_from_its_plateau_is_underfitting(
     assert (f is not None and f.diagnosis is Diagnosis.UNDERFITTING) is underfit
     if f is not None:
         assert f.evidence["slope_ratio"] < 0.4 and f.evidence["late_slope_ratio"] < 0.6
+
+
+def test_a_short_window_falling_far_above_the_noise_is_not_horizontal() -> None:
+    """Four points cannot make a trend significant; falling 2% a point with 0.2% noise is
+    still converging all the same, while the same window within the noise is flat."""
+    fall = noisy(np.linspace(2.0, 1.55, 12), 0.002)
+    f = plateau.detect(run(fall), plateau.PlateauParams())
+    assert f is not None and f.evidence["plateau"] == 0.0 and "converging" in f.message
+    flat = noisy(np.full(12, 1.5), 0.002)
+    g = plateau.detect(run(flat), plateau.PlateauParams())
+    assert g is not None and g.evidence["plateau"] == 1.0
 
 
 @pytest.mark.parametrize(

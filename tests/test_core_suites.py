@@ -161,3 +161,17 @@ def test_trainer_suite_alerts() -> None:
             missed.append(run)
     assert healthy_alerted == []
     assert missed == []
+
+
+def test_underfitting_alerts_on_real_runs_stay_open_while_the_loss_falls() -> None:
+    """The trainer's ``lr-too-low`` runs open one underfitting alert and keep it: the
+    evaluations between the planned-length test and the count-based test are "still
+    converging", which does not resolve underfitting (it used to, at 21-49% of the run)."""
+    for run, label, rc in _trainer_suite():
+        if label is not Diagnosis.UNDERFITTING:
+            continue
+        alerts, summary = replay_run(rc, FULL)
+        assert [(a.event, a.finding.diagnosis) for a in alerts] == [
+            (AlertEvent.OPENED, Diagnosis.UNDERFITTING)
+        ], run
+        assert summary.diagnosis is Diagnosis.UNDERFITTING, run

@@ -184,7 +184,10 @@ def hold_step(
     held, held_finding, clear = h.key, h.finding, h.clear
     events: list[tuple[AlertEvent, Finding]] = []
     if held is not None and held_finding is not None:
-        clear = clear + 1 if key[0] != held[0] else 0
+        if key[0] == held[0]:
+            clear = 0
+        elif not _still_consistent(held[0], a):
+            clear += 1
         if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
             events.append((AlertEvent.RESOLVED, _as_of(held_finding, a)))
             held, held_finding, clear = None, None, 0
@@ -223,6 +226,23 @@ def when_of(rc: RunCurves, step: int) -> tuple[float | None, float | None]:
         w = float(wall.wall_time[max(i, 0)])
         wt = w if math.isfinite(w) else None
     return ep, wt
+
+
+def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
+    """Does an evaluation without the held diagnosis still fit it?
+
+    A validation loss "still converging" (healthy, no plateau yet) is what underfitting
+    looks like while its test lacks confidence: between the planned-length test (early
+    in the run) and the count-based test (after its time prior) the reference trainer's
+    ``lr-too-low`` runs were healthy for 10 evaluations, so the alert resolved and opened
+    again. Only a plateau (or another diagnosis) counts towards resolving underfitting.
+    """
+    return (
+        held is Diagnosis.UNDERFITTING
+        and a.diagnosis is Diagnosis.HEALTHY
+        and a.finding is not None
+        and a.finding.evidence.get("plateau") == 0.0
+    )
 
 
 def _ready(key: _Key, streak: int, params: ReplayParams, confidence: float = 0.0) -> bool:

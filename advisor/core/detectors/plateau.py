@@ -3,7 +3,8 @@
 Paper-notes §2 row 2 and R2: the goal of tuning is the flat part of the validation
 loss; "drops fast at first, then goes flat" is the healthy shape. §5.1: the paper has no
 number for "horizontal"; we call the recent window horizontal when its Theil-Sen change
-is under ``flat_rel`` of the level or not significant (Mann-Kendall).
+is under ``flat_rel`` of the level, or not significant (Mann-Kendall) and within the
+noise.
 
 The analysis reports this finding only when no other detector fires.
 
@@ -35,13 +36,20 @@ class PlateauParams:
         window_frac: the recent window is this fraction of the points (at least 4).
         flat_rel: a change over the window below this fraction of the level is horizontal
             (paper-notes §5.1 suggests "within seed noise"; 1% is our choice).
-        flat_p: ...or a Mann-Kendall p-value above this.
+        flat_p: ...or a Mann-Kendall p-value above this with a change within
+            ``flat_sigma`` noise sds: a few points cannot make any trend significant
+            (four give p >= 0.08), so without the noise bound a window of four falling
+            by 6% in steps of 5 sds was called horizontal (the reference trainer's
+            ``lr-too-low``, just after a phase boundary).
+        flat_sigma: see ``flat_p``; 3 sds, our choice (the Theil-Sen change over four
+            points of pure noise has an sd of about 1.7 noise sds).
     """
 
     min_points: int = 5
     window_frac: float = 1.0 / 3.0
     flat_rel: float = 0.01
     flat_p: float = 0.05
+    flat_sigma: float = 3.0
 
     def __post_init__(self) -> None:
         if self.min_points < 3:
@@ -64,7 +72,9 @@ def detect_features(view: RunView, feat: Features, params: PlateauParams) -> Fin
     x, y = feat.x[-w:], feat.y[-w:]
     trend = theil_sen(x, y)
     change_rel = trend.slope * float(x[-1] - x[0]) / feat.level
-    flat = abs(change_rel) < params.flat_rel or trend.p_value > params.flat_p
+    change = abs(trend.slope * float(x[-1] - x[0]))
+    within_noise = change <= params.flat_sigma * feat.noise
+    flat = abs(change_rel) < params.flat_rel or (trend.p_value > params.flat_p and within_noise)
     conf = cf.combine(cf.margin(feat.n, params.min_points, 5.0), 1.0 if flat else 0.6)
     what = "horizontal" if flat else "still converging"
     return Finding(
