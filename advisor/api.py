@@ -16,6 +16,8 @@ from advisor.config import load_settings
 from advisor.memory import release_free_memory
 from advisor.model import Problem
 from advisor.sources.discovery import discover
+from advisor.sources.discovery import root_labels
+from advisor.sources.discovery import unique_roots
 from advisor.sources.registry import make_loader
 from advisor.store import Store
 
@@ -34,8 +36,9 @@ def load_store(
         InputError: a path does not exist or cannot be read.
     """
     store = Store()
-    for root in paths:
-        for logfile in discover(root):
+    roots = unique_roots(list(paths))
+    for root, label in zip(roots, root_labels(roots), strict=True):
+        for logfile in discover(root, label):
             loader = make_loader(logfile, settings)
             while True:
                 batch = loader.load()

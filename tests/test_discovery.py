@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from advisor.api import load_store
+from advisor.config import Settings
 from advisor.errors import InputError
 from advisor.sources.discovery import discover
+from advisor.sources.discovery import root_labels
+from advisor.sources.discovery import unique_roots
 
 pytest.importorskip("advisor.sources.csvlog")
 pytest.importorskip("advisor.sources.textlog")
@@ -107,3 +111,31 @@ def test_fifo_given_directly_is_an_error(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(InputError, match="pipe: not a regular file or directory"):
         discover(tmp_path / "pipe")
+
+
+def test_root_labels_tell_several_roots_apart() -> None:
+    """One root needs no label; several get the fewest trailing parts that differ."""
+    assert root_labels([Path("/x/runs")]) == [""]
+    assert root_labels([Path("/a/runs"), Path("/b/runs")]) == ["a/runs", "b/runs"]
+    assert root_labels([Path("/a/runs"), Path("/a/other")]) == ["runs", "other"]
+    assert unique_roots([Path("/a/runs"), Path("/a/runs/"), Path("/b")]) == [
+        Path("/a/runs"),
+        Path("/b"),
+    ]
+
+
+def test_a_run_name_shared_by_two_roots_stays_two_runs(tmp_path: Path) -> None:
+    """exp1 under a/runs and under b/runs are two runs, not one with both logs merged;
+    a root given twice is read once."""
+    for side, loss in (("a", 1.0), ("b", 2.0)):
+        run = tmp_path / side / "runs" / "exp1"
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text(
+            f"epoch,loss,val_loss\n0,{loss},{loss}\n1,{loss},{loss}\n"
+        )
+    a, b = tmp_path / "a" / "runs", tmp_path / "b" / "runs"
+    store = load_store([a, b, a], Settings())
+    assert sorted(store.runs()) == ["a/runs/exp1", "b/runs/exp1"]
+    assert [len(store.series(r, "val_loss")) for r in sorted(store.runs())] == [2, 2]
+    solo = load_store([a / "exp1", b / "exp1"], Settings())
+    assert sorted(solo.runs()) == ["a/runs/exp1", "b/runs/exp1"]

@@ -36,6 +36,7 @@ from advisor.pipeline import Pipeline
 from advisor.ruleset import load_rulebook
 from advisor.sinks.base import Sink
 from advisor.sinks.dispatcher import Dispatcher
+from advisor.sources.discovery import unique_roots
 from advisor.throttle import RateLimiter
 from advisor.throttle import ThrottleParams
 
@@ -80,7 +81,7 @@ def _roots(given: tuple[Path, ...]) -> tuple[Path, ...]:
             raise InputError(f"{root}: permission denied")
         # Absolute, so that discovery's paths and the observer's event paths match.
         out.append(Path(os.path.abspath(root)))
-    return tuple(out)
+    return tuple(unique_roots(out))
 
 
 @dataclass

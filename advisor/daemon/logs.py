@@ -19,6 +19,7 @@ from advisor.errors import InputError
 from advisor.sources.base import Loader
 from advisor.sources.discovery import LogFile
 from advisor.sources.discovery import discover
+from advisor.sources.discovery import root_labels
 from advisor.sources.registry import make_loader
 from advisor.store import Store
 
@@ -103,9 +104,9 @@ class LogSet:
     def scan(self) -> ScanResult:
         """Discover every root again; add new files, drop vanished ones."""
         found: dict[str, LogFile] = {}
-        for root in self.roots:
+        for root, label in zip(self.roots, root_labels(self.roots), strict=True):
             try:
-                listed = discover(root)
+                listed = discover(root, label)
             except InputError as exc:
                 # A root that vanished (unmounted, deleted) counts as empty: its runs go.
                 if root not in self._missing_roots:

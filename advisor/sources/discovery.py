@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,46 @@ class LogFile:
     tag: str = ""
 
 
-def discover(root: Path) -> list[LogFile]:
+def root_labels(roots: Sequence[Path]) -> list[str]:
+    """A name per root, to put before its runs' names when there are several roots.
+
+    One root needs none (""). Several get the fewest trailing path components that tell
+    them apart (``a/runs`` and ``b/runs`` → ``a/runs``, ``b/runs``), so that a run
+    ``exp1`` under each stays two runs instead of one with both logs merged. A root given
+    twice gets the same label (the callers read each root once).
+    """
+    if len(roots) < 2:
+        return [""] * len(roots)
+    parts = [Path(os.path.abspath(r)).parts[1:] for r in roots]
+    distinct = len({os.path.abspath(r) for r in roots})
+    for k in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-k:]) or "/" for p in parts]
+        if len(set(labels)) == distinct:
+            return labels
+    return ["/".join(p) or "/" for p in parts]
+
+
+def unique_roots(roots: Sequence[Path]) -> list[Path]:
+    """``roots`` without repeats of the same directory, in order."""
+    seen: set[str] = set()
+    out: list[Path] = []
+    for r in roots:
+        key = os.path.abspath(r)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def discover(root: Path, label: str = "") -> list[LogFile]:
     """Every log file under ``root`` (a directory or one file), in reading order.
 
     Files of a run are ordered by name, which for TensorBoard is their creation time.
+
+    Args:
+        root: a directory or one log file.
+        label: put before every run name (see ``root_labels``); a run that is the root
+            itself is called by the label alone.
 
     Raises:
         InputError: ``root`` does not exist or cannot be read.
@@ -80,7 +117,7 @@ def discover(root: Path) -> list[LogFile]:
     if not root.exists():
         raise InputError(f"{root}: no such file or directory")
     if root.is_file():
-        found = _classify(root, root.parent, root.parent.name or str(root.parent))
+        found = _classify(root, root.parent, label or root.parent.name or str(root.parent), label)
         if found is None:
             raise InputError(f"{root}: not a training log this tool can read")
         return [found]
@@ -88,24 +125,24 @@ def discover(root: Path) -> list[LogFile]:
         raise InputError(f"{root}: not a regular file or directory")
     if not os.access(root, os.R_OK | os.X_OK):
         raise InputError(f"{root}: permission denied")
-    files = [f for f in _walk(root)]
+    files = [f for f in _walk(root, label)]
     return _newest_hf_states(sorted(files, key=lambda f: (f.run, f.tag_prefix, f.path.name)))
 
 
-def _walk(root: Path) -> Iterator[LogFile]:
+def _walk(root: Path, label: str) -> Iterator[LogFile]:
     for dirpath, dirnames, filenames in os.walk(root, onerror=None):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         here = Path(dirpath)
-        run = _run_name(root, here)
+        run = _run_name(root, here, label)
         for name in sorted(filenames):
             if not (here / name).is_file():
                 continue  # a FIFO or socket: opening it could block forever
-            found = _classify(here / name, root, run)
+            found = _classify(here / name, root, run, label)
             if found is not None:
                 yield found
 
 
-def _run_name(root: Path, directory: Path) -> str:
+def _run_name(root: Path, directory: Path, label: str) -> str:
     rel = directory.relative_to(root).parts
     parts = list(rel)
     while parts and (
@@ -114,10 +151,12 @@ def _run_name(root: Path, directory: Path) -> str:
         parts.pop()
     if parts and parts[-1] in _KERAS_SUBDIRS and len(parts) >= 1:
         parts.pop()
-    return "/".join(parts) if parts else (root.resolve().name or ".")
+    if not parts:
+        return label or root.resolve().name or "."
+    return "/".join([label, *parts] if label else parts)
 
 
-def _classify(path: Path, root: Path, run: str) -> LogFile | None:
+def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
     name = path.name
     if "tfevents" in name:
         parent = path.parent.name
@@ -133,7 +172,9 @@ def _classify(path: Path, root: Path, run: str) -> LogFile | None:
     mlflow = _mlflow_tag(path)
     if mlflow is not None:
         run_dir, tag = mlflow
-        return LogFile(path, _run_name(root, run_dir) if run_dir != root else run, MLFLOW, tag=tag)
+        return LogFile(
+            path, _run_name(root, run_dir, label) if run_dir != root else run, MLFLOW, tag=tag
+        )
     suffix = path.suffix.lower()
     if suffix in _BINARY_SUFFIXES or suffix not in _SNIFF_SUFFIXES:
         return None
