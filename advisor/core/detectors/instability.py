@@ -149,7 +149,7 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     found = _oscillation(view, steps, y, feat.level, params=params, last=last)
     if found is not None:
         return found
-    return _train_regress(view, y, smooth, params, last)
+    return _train_regress(view, smooth, params, last)
 
 
 def _nonfinite(view: RunView) -> Finding | None:
@@ -317,7 +317,7 @@ def _train_progress(view: RunView, since: int) -> float | None:
 
 
 def _train_regress(
-    view: RunView, y: np.ndarray, smooth: np.ndarray, params: InstabilityParams, last: int
+    view: RunView, smooth: np.ndarray, params: InstabilityParams, last: int
 ) -> Finding | None:
     """The training loss climbing back up while the validation value is above its best."""
     if view.train is None or float(smooth[-1]) <= float(np.min(smooth)):
