@@ -279,8 +279,12 @@ def _planned(
         conf,
         int(view.val.step[-1]),
         f"validation {noun} is still improving at {100 * frac:.0f}% of the planned run, "
-        f"more slowly than a run that will plateau in time; about "
-        f"{100 * remaining_rel:.0f}% more to come by its planned end",
+        f"more slowly than a run that will plateau in time; "
+        + (
+            f"about {100 * remaining_rel:.0f}% more to come by its planned end"
+            if remaining_rel <= 1
+            else "no plateau in sight by its planned end"
+        ),
         {
             "elapsed_pct": 100.0 * frac,
             "planned_end_step": end,
