@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck
@@ -37,3 +40,20 @@ def drain(loader: Any, seen: list[Point] | None = None) -> list[Point]:
             assert problem.path == str(loader.path)
         if not batch.more:
             return seen
+
+
+def append_in_chunks(
+    make: Callable[[Path], Any], path: Path, text: bytes, cuts: Sequence[int]
+) -> list[Point]:
+    """What a loader made by ``make(path)`` on an empty file reads while ``text`` is
+    appended to it in pieces cut at ``cuts``, draining after every piece."""
+    path.write_bytes(b"")
+    loader = make(path)
+    seen: list[Point] = []
+    at = 0
+    for cut in [*sorted(cuts), len(text)]:
+        with open(path, "ab") as fh:
+            fh.write(text[at:cut])
+        at = max(at, cut)
+        drain(loader, seen)
+    return seen

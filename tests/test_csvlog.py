@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from loader_helpers import FAST
 from loader_helpers import Point
+from loader_helpers import append_in_chunks
 from loader_helpers import drain
 from loader_helpers import points
 
@@ -333,16 +334,7 @@ CSV_TEXT = (
 @given(cuts=st.lists(st.integers(0, len(CSV_TEXT)), max_size=12))
 def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int]) -> None:
     """Appending the file in chunks of any size (one byte too) gives the same points."""
-    path = tmp_path / "chunked.csv"
-    path.write_bytes(b"")
-    loader = CsvLoader(path)
-    seen: list[Point] = []
-    at = 0
-    for cut in [*sorted(cuts), len(CSV_TEXT)]:
-        with open(path, "ab") as fh:
-            fh.write(CSV_TEXT[at:cut])
-        at = max(at, cut)
-        drain(loader, seen)
+    seen = append_in_chunks(CsvLoader, tmp_path / "chunked.csv", CSV_TEXT, cuts)
     whole = tmp_path / "whole.csv"
     whole.write_bytes(CSV_TEXT)
     assert seen == drain(CsvLoader(whole))

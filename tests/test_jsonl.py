@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from loader_helpers import FAST
 from loader_helpers import Point
+from loader_helpers import append_in_chunks
 from loader_helpers import drain
 from loader_helpers import points
 
@@ -115,16 +116,7 @@ TEXT = (
 @given(cuts=st.lists(st.integers(0, len(TEXT)), max_size=12))
 def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int]) -> None:
     """Appending in chunks of any size (down to one byte) gives the same points."""
-    path = tmp_path / "chunked.jsonl"
-    path.write_bytes(b"")
-    loader = JsonlLoader(path)
-    seen: list[Point] = []
-    at = 0
-    for cut in [*sorted(cuts), len(TEXT)]:
-        with open(path, "ab") as fh:
-            fh.write(TEXT[at:cut])
-        at = max(at, cut)
-        drain(loader, seen)
+    seen = append_in_chunks(JsonlLoader, tmp_path / "chunked.jsonl", TEXT, cuts)
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(TEXT)
     assert seen == drain(JsonlLoader(whole)) and len(seen) == 5

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 from loader_helpers import FAST
-from loader_helpers import Point
+from loader_helpers import append_in_chunks
 from loader_helpers import points
 
 from advisor.sources.mlflow import MlflowMetricLoader
@@ -90,15 +90,7 @@ TEXT = b"".join(
 def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int]) -> None:
     """Appending in chunks of any size (down to one byte) gives the same points."""
     path = tmp_path / "loss"
-    path.write_bytes(b"")
-    loader = MlflowMetricLoader(path, "loss")
-    seen: list[Point] = []
-    at = 0
-    for cut in [*sorted(cuts), len(TEXT)]:
-        with open(path, "ab") as fh:
-            fh.write(TEXT[at:cut])
-        at = max(at, cut)
-        seen += points(loader.load())
+    seen = append_in_chunks(lambda p: MlflowMetricLoader(p, "loss"), path, TEXT, cuts)
     assert seen == points(MlflowMetricLoader(path, "loss").load()) and len(seen) == 5
 
 
