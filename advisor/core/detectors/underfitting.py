@@ -229,21 +229,14 @@ def detect_features(
     )
     remaining = fit.remaining / feat.level
     noun = "value" if view.direction.value == "max" else "loss"
-    # An extrapolated drop larger than the level itself (the loss going below zero) says
-    # only that no plateau is in sight: the fitted trend is not a forecast there.
-    more = (
-        f"; about {100 * remaining:.0f}% more to come"
-        if 0 < remaining <= 1
-        else "; no plateau in sight"
-    )
     return Finding(
         Diagnosis.UNDERFITTING,
         Severity.WARNING,
         conf,
         int(view.val.step[-1]),
         f"validation {noun} is still improving ({100 * drop_rel:.1f}% over the last third "
-        f"of the phase, {'not slowing down' if steady else 'slowing, but far above the noise'})"
-        f"{more}",
+        f"of the phase, {'not slowing down' if steady else 'slowing, but far above the noise'}); "
+        f"{_to_come(remaining)}",
         evidence,
     )
 
@@ -279,12 +272,8 @@ def _planned(
         conf,
         int(view.val.step[-1]),
         f"validation {noun} is still improving at {100 * frac:.0f}% of the planned run, "
-        f"more slowly than a run that will plateau in time; "
-        + (
-            f"about {100 * remaining_rel:.0f}% more to come by its planned end"
-            if remaining_rel <= 1
-            else "no plateau in sight by its planned end"
-        ),
+        f"more slowly than a run that will plateau in time; {_to_come(remaining_rel)} by its "
+        f"planned end",
         {
             "elapsed_pct": 100.0 * frac,
             "planned_end_step": end,
@@ -293,4 +282,17 @@ def _planned(
             "remaining_to_plan_pct": 100.0 * remaining_rel,
             "phase_start_step": float(x[0]),
         },
+    )
+
+
+def _to_come(remaining: float) -> str:
+    """The extrapolated improvement left, as a fraction of the level, in words.
+
+    A drop larger than the level itself (the loss going below zero) says only that no
+    plateau is in sight: the fitted trend is not a forecast there.
+    """
+    return (
+        f"about {100 * remaining:.0f}% more to come"
+        if 0 < remaining <= 1
+        else "no plateau in sight"
     )
