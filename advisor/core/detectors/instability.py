@@ -136,7 +136,8 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
             f"validation value is {y[-1] / best:.1f}x its best smoothed value: diverging",
             {"ratio_to_best": float(y[-1] / best), "best": best, "first_bad_step": last},
         )
-    found = _train_divergence(view, params, last)
+    train = _train_curve(view)
+    found = _train_divergence(train, params, last) if train is not None else None
     if found is not None:
         return found
     # Noise from the points up to the smoothed minimum: a divergence or a run of spikes
@@ -149,7 +150,9 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     found = _oscillation(view, steps, y, feat.level, params=params, last=last)
     if found is not None:
         return found
-    return _train_regress(view, smooth, params, last)
+    if train is None or float(smooth[-1]) <= float(np.min(smooth)):
+        return None
+    return _train_regress(view, train, params, last)
 
 
 def _nonfinite(view: RunView) -> Finding | None:
@@ -169,26 +172,54 @@ def _nonfinite(view: RunView) -> Finding | None:
     return None
 
 
-def _train_divergence(view: RunView, params: InstabilityParams, last: int) -> Finding | None:
+@dataclass(frozen=True, slots=True)
+class _TrainCurve:
+    """The finite training-loss points, smoothed once for both tests that use them.
+
+    Attributes:
+        step: steps of the finite points.
+        value: their values.
+        smooth: the debiased EMA of ``value``.
+        best_at: index of the smoothed minimum (the first, on ties).
+        given_back: how much of the progress from the first smoothed value to the best
+            has been lost since (inf when the best is the first value).
+    """
+
+    step: np.ndarray
+    value: np.ndarray
+    smooth: np.ndarray
+    best_at: int
+    given_back: float
+
+
+def _train_curve(view: RunView) -> _TrainCurve | None:
+    """The training loss as the divergence and regression tests read it (3+ points)."""
     if view.train is None:
         return None
-    _, tv = view.train.finite_part()
+    ts, tv = view.train.finite_part()
     if tv.size < 3:
         return None
-    ts = sr.ema(tv, sr.ema_beta(int(tv.size)))
-    best = float(np.min(ts))
+    smooth = sr.ema(tv, sr.ema_beta(int(tv.size)))
+    ib = int(np.argmin(smooth))
+    best, first = float(smooth[ib]), float(smooth[0])
+    given_back = float(smooth[-1] - best) / (first - best) if first > best else math.inf
+    return _TrainCurve(ts, tv, smooth, ib, given_back)
+
+
+def _train_divergence(train: _TrainCurve, params: InstabilityParams, last: int) -> Finding | None:
+    best = float(train.smooth[train.best_at])
+    end = float(train.smooth[-1])
     # A training loss near zero quadruples on noise alone (the reference trainer's
     # constant-LR runs: 0.004 -> 0.017 at 93% accuracy), so divergence must also give
     # back a real part of the progress made since the start.
-    given_back = float(ts[-1] - best) / float(ts[0] - best) if ts[0] > best else math.inf
-    if best > 0 and ts[-1] >= params.diverge_ratio * best and given_back >= params.regress_frac:
+    if best > 0 and end >= params.diverge_ratio * best and train.given_back >= params.regress_frac:
         return Finding(
             Diagnosis.INSTABILITY,
             Severity.CRITICAL,
             1.0,
             last,
-            f"training loss is {ts[-1] / best:.1f}x its best smoothed value: diverging",
-            {"train_ratio_to_best": float(ts[-1] / best), "first_bad_step": last},
+            f"training loss is {end / best:.1f}x its best smoothed value: diverging",
+            {"train_ratio_to_best": end / best, "first_bad_step": last},
         )
     return None
 
@@ -267,12 +298,13 @@ def _oscillation(
     rel = amp / level if level > 0 else amp / level0
     if rel < params.osc_rel:
         return None
-    gap = _gap_ratio(view, int(steps[-params.osc_window]), level)
-    if gap is not None and gap < params.osc_gap_ratio:
-        return None
-    prog = _train_progress(view, int(steps[-params.osc_window]))
-    if prog is not None and prog < params.osc_progress:
-        return None
+    tw = _train_since(view, int(steps[-params.osc_window]))
+    if tw is not None:
+        if view.val_is_loss and level > 0 and float(np.median(tw)) / level < params.osc_gap_ratio:
+            return None
+        prog = _progress(tw)
+        if prog is not None and prog < params.osc_progress:
+            return None
     sign = np.sign(d)
     flips = float(np.mean(sign[1:] != sign[:-1]))
     if flips < params.osc_flips:
@@ -290,25 +322,17 @@ def _oscillation(
     )
 
 
-def _gap_ratio(view: RunView, since: int, val_level: float) -> float | None:
-    """Median training loss from step ``since`` over the validation level, when both are
-    losses on one scale and the training loss is logged there."""
-    if view.train is None or not view.val_is_loss or val_level <= 0:
-        return None
-    ts, tv = view.train.finite_part()
-    tv = tv[ts >= since]
-    if tv.size == 0:
-        return None
-    return float(np.median(tv)) / val_level
-
-
-def _train_progress(view: RunView, since: int) -> float | None:
-    """Median training loss over the last third of the points from ``since`` over its
-    median over the first third."""
+def _train_since(view: RunView, since: int) -> np.ndarray | None:
+    """The finite training-loss values from step ``since`` on, when any are logged."""
     if view.train is None:
         return None
     ts, tv = view.train.finite_part()
     tv = tv[ts >= since]
+    return tv if tv.size else None
+
+
+def _progress(tv: np.ndarray) -> float | None:
+    """Median of the last third of ``tv`` over the median of its first third."""
     k = tv.size // 3
     if k < 1:
         return None
@@ -317,20 +341,15 @@ def _train_progress(view: RunView, since: int) -> float | None:
 
 
 def _train_regress(
-    view: RunView, smooth: np.ndarray, params: InstabilityParams, last: int
+    view: RunView, train: _TrainCurve, params: InstabilityParams, last: int
 ) -> Finding | None:
-    """The training loss climbing back up while the validation value is above its best."""
-    if view.train is None or float(smooth[-1]) <= float(np.min(smooth)):
+    """The training loss climbing back up (the caller checked that the validation value
+    is above its best)."""
+    ts, tv, ib = train.step, train.value, train.best_at
+    # ib == 0: the loss never fell below its start, so there is no progress to give back.
+    if tv.size < 8 or tv.size - ib < 4 or ib == 0:
         return None
-    ts, tv = view.train.finite_part()
-    if tv.size < 8:
-        return None
-    tsm = sr.ema(tv, sr.ema_beta(int(tv.size)))
-    ib = int(np.argmin(tsm))
-    progress = float(tsm[0] - tsm[ib])
-    if tv.size - ib < 4 or progress <= 0:
-        return None
-    given_back = float(tsm[-1] - tsm[ib]) / progress
+    given_back = train.given_back
     if given_back < params.regress_frac:
         return None
     if _lr_rose(view, int(ts[ib])):
