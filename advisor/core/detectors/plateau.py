@@ -71,9 +71,9 @@ def detect_features(view: RunView, feat: Features, params: PlateauParams) -> Fin
     w = max(4, round(feat.y.size * params.window_frac))
     x, y = feat.x[-w:], feat.y[-w:]
     trend = theil_sen(x, y)
-    change_rel = trend.slope * float(x[-1] - x[0]) / feat.level
-    change = abs(trend.slope * float(x[-1] - x[0]))
-    within_noise = change <= params.flat_sigma * feat.noise
+    change = trend.slope * float(x[-1] - x[0])
+    change_rel = change / feat.level
+    within_noise = abs(change) <= params.flat_sigma * feat.noise
     flat = abs(change_rel) < params.flat_rel or (trend.p_value > params.flat_p and within_noise)
     conf = cf.combine(cf.margin(feat.n, params.min_points, 5.0), 1.0 if flat else 0.6)
     what = "horizontal" if flat else "still converging"
