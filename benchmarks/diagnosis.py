@@ -554,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             "overfit<=min+15% (visible by then)",
             "underfit<=30%",
             "underfit<=30% (visible by then)",
+            "instab@first_bad",
             "instab<=first_bad+1",
         ):
             ok, tot = et[k]

@@ -195,7 +195,10 @@ def test_a_short_window_falling_far_above_the_noise_is_not_horizontal() -> None:
     [("nan", 30), ("inf", 30), ("diverge", 31), ("spikes", 35), ("oscillate", 40)],
 )
 def test_instability_kinds(name: str, bad_at: int) -> None:
-    """NaN, inf, divergence, repeated spikes and oscillation are instability, alerted early."""
+    """NaN, inf, divergence, repeated spikes and oscillation are instability, alerted early:
+    the second spike at its own evaluation (one more spike or a jump that stays, either
+    is instability); a divergence one evaluation after it starts (its first point could
+    still be a spike that recovers)."""
     val = noisy(healthy())
     if name in ("nan", "inf"):
         val[30:] = math.nan if name == "nan" else math.inf
@@ -210,7 +213,22 @@ def test_instability_kinds(name: str, bad_at: int) -> None:
     alerts, _ = replay_run(run(val))
     first = alerts[0].finding.step // 100 - 1  # evaluation index
     assert alerts[0].finding.diagnosis is Diagnosis.INSTABILITY
-    assert first <= bad_at + 1
+    assert first <= bad_at + (name == "diverge")
+
+
+def test_a_jump_after_one_recovered_spike_is_the_second_spike_at_once() -> None:
+    """One recovered spike, then a jump at the last point: unstable either way. The same
+    jump with no spike before it waits for the next point."""
+    val = noisy(healthy())
+    val[20] *= 2.5
+    val[35:] *= 2.5  # stays up
+    f = instability.detect(run(val[:36]), instability.InstabilityParams())
+    assert f is not None and f.evidence["spikes"] == 2.0 and f.step == 3600
+    alone = noisy(healthy())
+    alone[35:] *= 2.5
+    assert instability.detect(run(alone[:36]), instability.InstabilityParams()) is None
+    g = instability.detect(run(alone[:37]), instability.InstabilityParams())
+    assert g is not None and "stayed up" in g.message
 
 
 def _swinging(level: float = 0.25) -> np.ndarray:

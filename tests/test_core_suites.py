@@ -122,6 +122,23 @@ def test_earliness_targets(name: str) -> None:
         assert got[key][0] >= met, (key, got[key])
 
 
+@pytest.mark.parametrize("name", ["tune", "holdout"])
+def test_instability_alerted_at_the_first_bad_point(name: str) -> None:
+    """NaN/inf, the second spike and oscillation are alerted at the label's first bad
+    point; a divergence one evaluation later, since its first point could still be a
+    spike that recovers (which must raise nothing)."""
+    late = []
+    for s in suite(name):
+        if s.label is not Diagnosis.INSTABILITY:
+            continue
+        f = _first_alert(s)
+        index = None if f is None else round(f * s.n) - 1
+        allowed = int(s.truth["first_bad"]) + s.name.startswith("diverge")
+        if index is None or index > allowed:
+            late.append((s.name, index, allowed))
+    assert late == []
+
+
 def test_planned_length_where_the_format_stores_it() -> None:
     """HF runs carry max_steps and num_train_epochs, MLflow and TensorBoard runs epochs;
     CSV, JSON Lines and plain text carry nothing. The run as the core sees it has them."""

@@ -227,7 +227,13 @@ def _train_divergence(train: _TrainCurve, params: InstabilityParams, last: int) 
 def _jumps(
     steps: np.ndarray, y: np.ndarray, smooth: np.ndarray, noise: float, params: InstabilityParams
 ) -> Finding | None:
-    """Sustained jumps and repeated spikes, each point against the smoothed value before it."""
+    """Sustained jumps and repeated spikes, each point against the smoothed value before it.
+
+    A jump at the last point cannot yet be told from a spike that will recover, which
+    must raise nothing (issue 3), so a divergence is called at its second point. After
+    ``max_spikes - 1`` recovered spikes, though, the answer does not matter: one more
+    spike, or a jump that stays, is instability either way, so it is called at once.
+    """
     ref = smooth[:-1]
     height = y[1:] - ref
     thresh = np.minimum(
@@ -237,13 +243,14 @@ def _jumps(
     jump = np.nonzero(height > thresh)[0]
     if jump.size == 0:
         return None
-    spikes = 0
+    spikes, pending = 0, False
     for k, j in enumerate(jump):
         if k and jump[k - 1] == j - 1:
             continue  # the same episode as the jump before
         nxt = j + 2
         if nxt >= y.size:
-            continue  # too early to say whether it recovers
+            pending = True  # too early to say whether it recovers
+            continue
         if _still_high(y, float(ref[j]), float(height[j]), int(nxt), params):
             return Finding(
                 Diagnosis.INSTABILITY,
@@ -259,6 +266,8 @@ def _jumps(
                 },
             )
         spikes += 1
+    if pending and spikes + 1 >= params.max_spikes:
+        spikes += 1  # the last point: one more spike, or the start of a jump
     if spikes >= params.max_spikes:
         return Finding(
             Diagnosis.INSTABILITY,
