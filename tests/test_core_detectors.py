@@ -150,6 +150,22 @@ def test_rising_train_loss_vetoes_overfitting() -> None:
     assert f is None
 
 
+def test_a_rise_while_the_lr_climbs_is_not_overfitting() -> None:
+    """A 1cycle run: the loss rises 40% while the LR ramps to its peak, with the training
+    loss falling, and comes down as the LR anneals. With a constant LR the same curves
+    would be overfitting, from the rise alone."""
+    val = healthy()
+    bump = np.clip(1.0 - np.abs(IDX - 30.0) / 10.0, 0.0, None)
+    val = noisy(val + 0.4 * val[-1] * bump, 0.005)
+    train = healthy() * 0.8 * (1 - 0.4 * IDX / N)
+    lr = np.interp(IDX, [1, 30, N], [0.01, 0.1, 0.001])
+    for k in range(24, 36):
+        f = overfitting.detect(run(val[:k], train[:k], lr[:k]), overfitting.OverfittingParams())
+        assert f is None, k
+    const = overfitting.detect(run(val[:32], train[:32]), overfitting.OverfittingParams())
+    assert const is not None and const.diagnosis is Diagnosis.OVERFITTING
+
+
 def test_overfitting_from_accuracy_alone() -> None:
     """A falling accuracy (direction MAX) after its peak is overfitting, no loss logged."""
     val, _ = overfit()

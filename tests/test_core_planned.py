@@ -135,3 +135,22 @@ def test_the_view_carries_the_plan_through_prefixes() -> None:
     assert view is not None
     assert view.upto(1000).elapsed() == pytest.approx(0.25)
     assert view.elapsed() == pytest.approx(1.0)
+
+
+# The reference trainer's ``good`` preset, seed 12: validation loss at epochs 1-16 of 40.
+GOOD_S12 = np.array(
+    [1.411, 1.168, 0.951, 0.752, 0.526, 0.542, 0.404, 0.313,
+     0.393, 0.338, 0.301, 0.241, 0.290, 0.177, 0.230, 0.282]
+)  # fmt: skip
+
+
+def test_a_straight_fast_start_is_no_slow_decay() -> None:
+    """A real run's first epochs fall in a near-straight line, 20-40% of the level per
+    epoch, which no decay from the first point fits, so the slow-decay test prefers a
+    slow one (this run was called underfitting at epoch 5 of 40). At that rate the loss
+    would reach zero within the healthy time constant, which no slow decay does. The
+    same start stretched eight times in time is underfitting."""
+    assert replay_run(_run(GOOD_S12, {"epochs": 40.0}), FULL)[0] == []
+    slow = np.interp(np.arange(40) / 8.0, np.arange(GOOD_S12.size), GOOD_S12)
+    first = _first(_run(slow, {"epochs": 40.0}), Diagnosis.UNDERFITTING)
+    assert first is not None and first <= 0.3

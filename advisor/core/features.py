@@ -78,6 +78,15 @@ class RunView:
             ep.value if ep is not None else None,
         )
 
+    def lr_rose_since(self, step: int) -> bool:
+        """Did the logged learning rate rise after ``step`` (a warm-up, a 1cycle ramp, a
+        restart)? False when no LR is logged."""
+        if self.lr is None:
+            return False
+        ls, lv = self.lr.finite_part()
+        after = lv[ls >= step]
+        return after.size > 1 and bool(np.max(after) > after[0])
+
     def upto(self, step: int) -> RunView:
         """The view as it was when ``step`` had just been logged."""
         return RunView(

@@ -361,7 +361,7 @@ def _train_regress(
     given_back = train.given_back
     if given_back < params.regress_frac:
         return None
-    if _lr_rose(view, int(ts[ib])):
+    if view.lr_rose_since(int(ts[ib])):
         return None  # a warm-up, 1cycle ramp or restart explains a rising training loss
     trend = theil_sen(ts[ib:].astype(np.float64), tv[ib:])
     if trend.slope <= 0 or trend.p_value >= params.regress_p:
@@ -379,12 +379,3 @@ def _train_regress(
             "first_bad_step": int(ts[ib]),
         },
     )
-
-
-def _lr_rose(view: RunView, since: int) -> bool:
-    """Did the logged learning rate rise after step ``since``?"""
-    if view.lr is None:
-        return False
-    ls, lv = view.lr.finite_part()
-    after = lv[ls >= since]
-    return after.size > 1 and bool(np.max(after) > after[0])

@@ -15,6 +15,10 @@ significance adapts to the noise level instead of waiting for a fixed count):
   both sides, issue 3's signature of overfitting), the validation curve rises steadily
   (Mann-Kendall), and the rise is above the noise (``min_z_train``).
 
+A rise while the logged learning rate climbs after the minimum is not overfitting: a
+large LR regularises and raises the loss for as long as it is large (paper-notes §1 R3,
+§2 row 6), and the rise of a 1cycle or warm-up ramp falls back as the LR anneals.
+
 NaN/inf policy: uses the finite points only (non-finite ones are instability's
 business). Minimum points: ``min_points`` finite evaluations.
 """
@@ -128,6 +132,12 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
         return None
     rise_rel = rise.rise / feat.level
     if rise_rel < params.min_rise_rel:
+        return None
+    if view.lr_rose_since(int(feat.x[rise.min_index])):
+        # A rise while the LR climbs is the schedule's (a 1cycle ramp, a warm-up, a
+        # restart), not overfitting: the reference trainer's 1cycle runs (13 seeds) rise
+        # 6-80% above their lowest value so far around the peak LR and fall again as it
+        # anneals. Judged again once the curve sets a new minimum after the peak.
         return None
     evidence = {
         "min_step": float(feat.x[rise.min_index]),
