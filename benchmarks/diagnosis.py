@@ -46,7 +46,6 @@ Baselines and how a trigger maps to a diagnosis (silence is ``healthy`` for all)
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -63,6 +62,7 @@ from advisor.core.analysis import analyze
 from advisor.core.features import view_of
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
+from advisor.labelled import read_suite
 from advisor.model import AlertEvent
 from advisor.model import Curve
 from advisor.model import Diagnosis
@@ -119,35 +119,11 @@ def load_memory(name: str) -> list[Case]:
 
 
 def load_files(name: str, root: Path) -> list[Case]:
-    """Read a suite written by fixtures/scenarios/generate.py as ``advisor replay`` does.
-
-    Curves, roles and hyper-parameters (the planned length of training) come from the
-    store the loaders fill; a scenario's store runs (an MLflow run is a sub-directory)
-    are merged under its name.
-    """
-    from advisor.api import load_store
-    from advisor.config import Settings
-
-    labels = json.loads((root / name / "labels.json").read_text())
-    settings = Settings()
-    store = load_store([root / name], settings)
-    merged: dict[str, RunCurves] = {}
-    for run in store.runs():
-        rc = store.curves(run, settings.roles)
-        key = run.split("/")[0]
-        prev = merged.get(key)
-        if prev is not None:
-            rc = RunCurves(key, {**prev.curves, **rc.curves}, {**prev.hparams, **rc.hparams})
-        merged[key] = RunCurves(key, rc.curves, rc.hparams)
+    """Read a suite written by fixtures/scenarios/generate.py as ``advisor replay`` does
+    (curves, roles and hyper-parameters such as the planned length of training)."""
     return [
-        Case(
-            run_name,
-            Diagnosis(meta["label"]),
-            float(meta["visible_from"]),
-            dict(meta.get("truth", {})),
-            merged.get(run_name, RunCurves(run_name, {})),
-        )
-        for run_name, meta in sorted(labels.items())
+        Case(r.name, r.label, r.visible_from, dict(r.truth), r.curves)
+        for r in read_suite(root / name)
     ]
 
 

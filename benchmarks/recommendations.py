@@ -22,11 +22,11 @@ Usage: ``python benchmarks/recommendations.py [--suites tune,holdout,trainer]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
+from advisor.labelled import read_suite
 from advisor.model import AlertEvent
 from advisor.model import Diagnosis
 from advisor.model import Recommendation
@@ -63,16 +63,7 @@ def labelled_runs(name: str) -> list[tuple[Diagnosis, RunCurves]]:
     """The runs of a suite with their labels."""
     if name != "trainer":
         return [(s.label, s.run_curves()) for s in suite(name)]
-    from advisor.api import load_store
-    from advisor.config import Settings
-
-    labels = json.loads((TRAINER / "labels.json").read_text())
-    settings = Settings()
-    store = load_store([TRAINER], settings)
-    return [
-        (Diagnosis(labels[run]["label"]), store.curves(run, settings.roles))
-        for run in sorted(labels)
-    ]
+    return [(r.label, r.curves) for r in read_suite(TRAINER)]
 
 
 def evaluate(name: str) -> tuple[int, int, int, Counter[str]]:

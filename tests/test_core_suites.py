@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from advisor.api import load_store
-from advisor.config import Settings
 from advisor.core.analysis import analyze
 from advisor.core.features import view_of
 from advisor.core.timeline import RULES
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
+from advisor.labelled import read_suite
 from advisor.model import AlertEvent
 from advisor.model import Diagnosis
 from advisor.model import RunCurves
@@ -154,14 +152,9 @@ def test_planned_length_where_the_format_stores_it() -> None:
 def _trainer_suite() -> list[tuple[str, Diagnosis, RunCurves]]:
     """The real runs of ``fixtures/scenarios/trainer`` with their labels."""
     root = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "trainer"
-    labels = json.loads((root / "labels.json").read_text())
-    settings = Settings()
-    store = load_store([root], settings)
-    assert sorted(store.runs()) == sorted(labels)
-    return [
-        (run, Diagnosis(labels[run]["label"]), store.curves(run, settings.roles))
-        for run in sorted(labels)
-    ]
+    runs = read_suite(root)
+    assert all(r.curves.curves for r in runs), "a labelled run has no readable log"
+    return [(r.name, r.label, r.curves) for r in runs]
 
 
 def test_trainer_suite_alerts() -> None:
