@@ -259,7 +259,9 @@ def nni_median(cases: list[Case]) -> Callable[[Case], Outcome]:
 class Score:
     accuracy: float
     healthy_alarm_runs: list[str]
-    earliness: float  # mean first-right-alert fraction over problem runs (1.0 if none)
+    # Mean first-right-alert fraction over problem runs (1.0 if never; 0.0 for a suite
+    # of healthy runs only, so that comparisons rest on accuracy and false alarms).
+    earliness: float
     confusion: Counter[tuple[str, str]]
 
 
@@ -276,7 +278,7 @@ def score(cases: list[Case], outs: list[Outcome]) -> Score:
         if c.label in PROBLEMS:
             f = o.first(c.label)
             early.append(1.0 if f is None else f)
-    return Score(right / len(cases), alarms, statistics.fmean(early), conf)
+    return Score(right / len(cases), alarms, statistics.fmean(early) if early else 0.0, conf)
 
 
 def print_confusion(conf: Counter[tuple[str, str]]) -> None:
@@ -534,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
             "instab<=first_bad+1",
         ):
             ok, tot = et[k]
+            if not tot:
+                continue  # no run of that kind in the suite
             verdicts.append((f"{name}: {k}", ok == tot, f"{ok}/{tot}"))
             for tag in (PLANNED, UNPLANNED):
                 ok, tot = et.get(f"{k} {tag}", (0, 0))
