@@ -255,12 +255,14 @@ def _swinging(level: float = 0.25) -> np.ndarray:
     return noisy(val)
 
 
-@pytest.mark.parametrize(("train_frac", "unstable"), [(0.9, True), (0.1, False)])
+@pytest.mark.parametrize(("train_frac", "unstable"), [(0.9, True), (0.5, False), (0.1, False)])
 def test_validation_swings_of_a_model_that_fits_its_data_are_not_oscillation(
     train_frac: float, unstable: bool
 ) -> None:
-    """With the training loss at a tenth of the validation loss the swings are the
-    validation estimate's noise (the reference trainer at LR 0.05); near it, instability."""
+    """The training loss at ``train_frac`` of the validation loss's running minimum, i.e.
+    0.63, 0.35 and 0.07 of its median over the swinging window. Far below it the swings
+    are the validation estimate's noise (the reference trainer at LR 0.05; its ``good``
+    seeds 12 and 37 at 0.34-0.40, training loss stalled); near it, instability."""
     val = _swinging()
     train = noisy(np.minimum.accumulate(val) * train_frac, 0.005, seed=1)
     f = instability.detect(run(val, train), instability.InstabilityParams())
