@@ -82,7 +82,9 @@ class InstabilityParams:
             overfitting the training loss keeps falling). ``lr-too-high`` runs give back
             56-150%, ``good`` runs under 5%; one half, our choice.
         regress_p: ...and the training loss since its best has a rising trend with
-            Mann-Kendall p below this.
+            Mann-Kendall p below this, or the later half of its points since the best
+            sit, in median, ``regress_frac`` of the progress back (it climbed back and
+            stayed: no trend left to test).
         max_spikes, sustain_frac, osc_window: our choices, not tuned.
     """
 
@@ -367,7 +369,16 @@ def _train_regress(
     if view.lr_rose_since(int(ts[ib])):
         return None  # a warm-up, 1cycle ramp or restart explains a rising training loss
     trend = theil_sen(ts[ib:].astype(np.float64), tv[ib:])
-    if trend.slope <= 0 or trend.p_value >= params.regress_p:
+    rising = trend.slope > 0 and trend.p_value < params.regress_p
+    # Or it climbed back and stayed there: the later half of the points since the best
+    # all sit, in median, at least ``regress_frac`` of the progress back. A loss that
+    # jumped back early and then bounced about a bad level has no trend left to test
+    # (the reference trainer's ``lr-too-high`` seeds 8 and 12: 51-98% given back, flat
+    # since, and the run's summary said "horizontal" at 35-45% accuracy).
+    best, first = float(train.smooth[ib]), float(train.smooth[0])
+    later = tv[ib + (tv.size - ib) // 2 :]
+    stayed = float(np.median(later)) - best >= params.regress_frac * (first - best)
+    if not (rising or stayed):
         return None
     return Finding(
         Diagnosis.INSTABILITY,
