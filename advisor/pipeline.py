@@ -158,10 +158,13 @@ class Pipeline:
         return track, [Firing(track.rule, finding, track.advice.recommendations, epoch, wall)]
 
     def summary_advice(self, rc: RunCurves) -> Advice | None:
-        """Advice for the run's state at its end, alert or not (healthy, range test)."""
+        """Advice for the run's state at its end: the open alert's, else for the last
+        analysis (healthy, range test)."""
         track = self.runs.get(rc.run)
         if track is None or track.last is None or track.last.finding is None:
             return None
+        if track.hold.key is not None and track.advice is not None:
+            return track.advice
         finding = track.last.finding
         ctx = context_at(rc, finding.step, overrides_for(rc.run, self.hparams))
         return advise(self.book, finding, ctx)

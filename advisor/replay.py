@@ -10,6 +10,7 @@ from pathlib import Path
 
 from advisor.api import load_store
 from advisor.config import Settings
+from advisor.core.timeline import end_diagnosis
 from advisor.model import Alert
 from advisor.model import AlertEvent
 from advisor.model import Problem
@@ -65,4 +66,5 @@ def summarise(pipeline: Pipeline, rc: RunCurves, alerts: Iterable[Alert]) -> Run
         return RunSummary(rc.run, Diagnosis.UNKNOWN, 0, 0, first)
     advice = pipeline.summary_advice(rc)
     recs = advice.recommendations if advice is not None else ()
-    return RunSummary(rc.run, last.diagnosis, last.points, last.last_step, first, recs)
+    diagnosis = end_diagnosis(track.hold, last) if track is not None else last.diagnosis
+    return RunSummary(rc.run, diagnosis, last.points, last.last_step, first, recs)

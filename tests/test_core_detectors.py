@@ -302,6 +302,20 @@ def test_a_training_loss_climbing_back_up_is_instability() -> None:
     assert o is None  # a rising training loss is not overfitting
 
 
+def test_a_training_loss_that_jumped_back_and_stays_there_is_instability() -> None:
+    """Both losses fall to a best at index 10, jump back 80% of the way to their start
+    and bounce about that level with no trend left (the reference trainer's
+    ``lr-too-high`` seeds 8 and 12, which ended "horizontal" at 40% accuracy)."""
+    down = 1.0 + np.exp(-IDX / 3.0)
+    level = np.where(IDX <= 10, down, 1.0 + 0.8 * (down[0] - 1.0))
+    rng = np.random.default_rng(3)
+    train = level * (1 + 0.04 * rng.standard_normal(N))
+    val = level * 1.05 * (1 + 0.04 * rng.standard_normal(N))
+    f = instability.detect(run(val, train), instability.InstabilityParams())
+    assert f is not None and "climbed back" in f.message
+    assert analyze(run(val, train)).diagnosis is Diagnosis.INSTABILITY
+
+
 def test_a_rising_lr_explains_a_climbing_training_loss() -> None:
     """The same losses while the logged LR rises (a warm-up or restart) raise nothing."""
     val, train = _climbing_back()

@@ -154,3 +154,27 @@ def test_a_straight_fast_start_is_no_slow_decay() -> None:
     slow = np.interp(np.arange(40) / 8.0, np.arange(GOOD_S12.size), GOOD_S12)
     first = _first(_run(slow, {"epochs": 40.0}), Diagnosis.UNDERFITTING)
     assert first is not None and first <= 0.3
+
+
+# The reference trainer's ``lr-too-low`` preset, seed 17: validation loss, epochs 1-40.
+LR_TOO_LOW_S17 = np.array(
+    [2.300, 2.291, 2.271, 2.217, 2.109, 1.942, 1.829, 1.769, 1.740, 1.702,
+     1.658, 1.640, 1.578, 1.548, 1.503, 1.479, 1.435, 1.413, 1.398, 1.377,
+     1.349, 1.347, 1.326, 1.320, 1.321, 1.284, 1.286, 1.251, 1.254, 1.247,
+     1.226, 1.219, 1.201, 1.217, 1.186, 1.203, 1.167, 1.144, 1.145, 1.127]
+)  # fmt: skip
+
+
+def test_the_summary_states_the_alert_still_open_at_the_end() -> None:
+    """Underfitting alerted early stays open while the loss still falls (9% over the last
+    third); the last analysis alone reads "still converging", but the run's summary is
+    the open alert's diagnosis, not "healthy" beside it."""
+    rc = _run(LR_TOO_LOW_S17, {"epochs": 40.0})
+    alerts, summary = replay_run(rc, FULL)
+    assert [(a.event, a.finding.diagnosis) for a in alerts] == [
+        (AlertEvent.OPENED, Diagnosis.UNDERFITTING)
+    ]
+    last = analyze(rc)
+    assert last.diagnosis is Diagnosis.HEALTHY
+    assert last.finding is not None and "converging" in last.finding.message
+    assert summary.diagnosis is Diagnosis.UNDERFITTING

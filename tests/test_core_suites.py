@@ -100,13 +100,14 @@ EARLINESS = {
         "underfitting planned visible": (4, 4),
         "underfitting unplanned visible": (1, 1),
         "underfitting planned": (5, 6),
-        "overfitting": (10, 16),
-        "overfitting visible": (8, 13),
+        "overfitting": (11, 16),
+        "overfitting visible": (9, 13),
     },
     "holdout": {
         "underfitting visible": (4, 6),
         "underfitting unplanned visible": (2, 2),
-        "overfitting visible": (8, 13),
+        "underfitting": (5, 14),
+        "overfitting visible": (9, 13),
     },
 }
 

@@ -16,6 +16,7 @@ from advisor.model import AlertEvent
 from advisor.model import Curve
 from advisor.model import RunCurves
 from advisor.pipeline import Pipeline
+from advisor.replay import summarise
 from advisor.ruleset import load_rulebook
 from advisor.scenarios import suite
 from advisor.throttle import ThrottleParams
@@ -84,6 +85,22 @@ def test_alerts_carry_rules_and_recommendations() -> None:
     opened = [a for a in alerts if a.event is AlertEvent.OPENED]
     assert opened and opened[0].rule.startswith("SMITH-OVF-")
     assert opened[0].recommendations[0].param == "weight_decay"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_replay_summary_is_the_core_summary(scenario) -> None:
+    """``advisor replay``'s end-of-log diagnosis is the core's (an alert still open at the
+    end, else the last analysis), and an open alert's advice is the summary's."""
+    rc = scenario.run_curves()
+    _, core = replay_run(rc, EXACT)
+    pipe = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN)
+    alerts = pipe.advance(rc)
+    summary = summarise(pipe, rc, alerts)
+    assert summary.diagnosis is core.diagnosis
+    track = pipe.runs[rc.run]
+    if track.hold.key is not None:
+        assert track.advice is not None
+        assert summary.recommendations == track.advice.recommendations
 
 
 def test_bad_state_is_a_clear_error() -> None:
