@@ -311,7 +311,8 @@ class RunSummary:
 
     Attributes:
         run: the run's name.
-        diagnosis: the diagnosis at the last point.
+        diagnosis: the alert still open at the end of the log, else the diagnosis at
+            the last point.
         points: validation-loss points seen.
         last_step: the last step seen.
         first_alert_step: per diagnosis, the step at which it was first alerted.

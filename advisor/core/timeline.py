@@ -60,9 +60,10 @@ class ReplayParams:
             suites, while it cost one evaluation:
             overfitting within 15% of the run after the minimum 10 -> 11 of 16 (tune),
             8 -> 9 (holdout), underfitting by 30% 4 -> 5 of 14 (holdout).
-        sure: a finding at least this confident opens without waiting for ``patience``
-            (on the tune suite no healthy prefix yields any such finding; the first
-            findings of problem runs have confidence 0.72-0.98, median 0.85).
+        sure: with ``patience`` above 1, a finding at least this confident opens
+            without waiting for it (on the tune suite no healthy prefix yields any
+            such finding; the first findings of problem runs have confidence
+            0.72-0.98, median 0.85).
         resolve_patience: evaluations without the diagnosis before its alert resolves.
         max_analyses: prefixes analysed on the coarse grid of a long run.
     """

@@ -374,7 +374,7 @@ def _train_regress(
     # all sit, in median, at least ``regress_frac`` of the progress back. A loss that
     # jumped back early and then bounced about a bad level has no trend left to test
     # (the reference trainer's ``lr-too-high`` seeds 8 and 12: 51-98% given back, flat
-    # since, and the run's summary said "horizontal" at 35-45% accuracy).
+    # since, and the run's summary said "horizontal" at 32-39% accuracy).
     best, first = float(train.smooth[ib]), float(train.smooth[0])
     later = tv[ib + (tv.size - ib) // 2 :]
     stayed = float(np.median(later)) - best >= params.regress_frac * (first - best)
