@@ -138,11 +138,12 @@ def _power_jac(u: F64, a: float, b: float, c: float) -> F64:
     return np.stack([np.ones_like(u), p, -b * p * np.log(u)], axis=1)
 
 
-def _grid_start(basis: F64, y: F64) -> tuple[int, float, float]:
-    """Variable projection on a grid: for each row of ``basis`` solve a, b by least squares.
+def _grid_best(basis: F64, y: F64) -> tuple[int, float]:
+    """Variable projection on a grid: for each row of ``basis`` solve a, b (b >= 0) by
+    least squares.
 
     Returns:
-        The best row, and its a and b.
+        The best row and its residual sum of squares.
     """
     bm = basis.mean(axis=1, keepdims=True)
     bc = basis - bm
@@ -153,7 +154,7 @@ def _grid_start(basis: F64, y: F64) -> tuple[int, float, float]:
     a = y.mean() - b * bm[:, 0]
     rss = ((y - a[:, None] - b[:, None] * basis) ** 2).sum(axis=1)
     best = int(np.argmin(rss))
-    return best, float(a[best]), float(b[best])
+    return best, float(rss[best])
 
 
 def _aic(rss: float, n: int, k: int) -> float:
@@ -240,8 +241,7 @@ def _varpro(
     Returns:
         (a, b, r) and their covariance.
     """
-    k, a0, b0 = _grid_start(basis(u[None, :], grid[:, None]), y)
-    rss_k = float(((y - a0 - b0 * basis(u, float(grid[k]))) ** 2).sum())
+    k, rss_k = _grid_best(basis(u[None, :], grid[:, None]), y)
     lo_r = float(grid[k - 1]) if k > 0 else 1e-4
     hi_r = float(grid[k + 1]) if k + 1 < grid.size else hi
     got = minimize_scalar(
@@ -251,9 +251,10 @@ def _varpro(
         options={"xatol": 1e-4},
     )
     r = math.exp(float(got.x))
-    if _project(basis(u, r), y)[2] > rss_k:
-        r = float(grid[k])
     a, b, rss_r = _project(basis(u, r), y)
+    if rss_r > rss_k:
+        r = float(grid[k])
+        a, b, rss_r = _project(basis(u, r), y)
     popt = np.array([a, b, r], dtype=np.float64)
     jm = jac(u, a, b, r)
     pcov: F64 = np.full((3, 3), np.inf)
