@@ -8,7 +8,6 @@ import io
 import json
 import re
 import shutil
-import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from thread_checks import no_thread_leaks  # noqa: F401 (autouse for this module)
 
 from advisor.daemon.app import Daemon
 from advisor.daemon.app import WatchRequest
@@ -25,33 +25,9 @@ from advisor.daemon.settings import watch_config
 from advisor.errors import ConfigError
 from advisor.model import Alert
 from advisor.model import AlertEvent
+from advisor.sinks.base import MemorySink
 
 TIMEOUT = 20.0
-
-
-@pytest.fixture(autouse=True)
-def no_thread_leaks() -> Iterator[None]:
-    """Every test joins every thread it started."""
-    before = threading.active_count()
-    yield
-    assert threading.active_count() == before, threading.enumerate()
-
-
-class RecordingSink:
-    """Keeps delivered alerts; tests wait on a predicate over them."""
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-        self._cond = threading.Condition()
-
-    def send(self, alert: Alert) -> None:
-        with self._cond:
-            self.alerts.append(alert)
-            self._cond.notify_all()
-
-    def wait(self, pred: Callable[[list[Alert]], bool], timeout: float = TIMEOUT) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: pred(self.alerts), timeout)
 
 
 def opened(run: str) -> Callable[[list[Alert]], bool]:
@@ -61,12 +37,12 @@ def opened(run: str) -> Callable[[list[Alert]], bool]:
 @contextmanager
 def watching(
     root: Path, *, poll: float | None = None, state_dir: Path | None = None
-) -> Iterator[tuple[Daemon, RecordingSink]]:
-    """A started daemon over ``root`` whose alerts go to a RecordingSink."""
+) -> Iterator[tuple[Daemon, MemorySink]]:
+    """A started daemon over ``root`` whose alerts go to a MemorySink."""
     config = root.parent / "advisor.toml"
     if not config.exists():
         config.write_text("[watch]\nrescan = 0.5\n")
-    sink = RecordingSink()
+    sink = MemorySink()
     req = WatchRequest(roots=(root,), config=config, poll=poll, state_dir=state_dir)
     daemon = Daemon(assemble(req, io.StringIO(), sinks={"memory": sink})).start()
     try:
@@ -143,7 +119,7 @@ def test_three_writers_each_raise_an_overfitting_alert(tmp_path: Path) -> None:
         write_csv(root / "keras", range(32))
         write_hf(root / "hf")
         for run in ("tb", "keras", "hf"):
-            assert sink.wait(opened(run)), (run, sink.alerts)
+            assert sink.wait_until(opened(run), TIMEOUT), (run, sink.alerts)
     first = {a.run: a for a in sink.alerts if a.event is AlertEvent.OPENED}
     assert {a.finding.diagnosis.value for a in first.values()} == {"overfitting"}
     assert first["keras"].finding.step == 18
@@ -156,7 +132,7 @@ def test_appended_lines_alert_at_the_step_they_show_it(tmp_path: Path) -> None:
     with watching(root) as (_, sink):
         for i in range(10, 32):
             write_csv(root / "a", range(i, i + 1), header=False)
-        assert sink.wait(opened("a"))
+        assert sink.wait_until(opened("a"), TIMEOUT)
     assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [18]
 
 
@@ -180,7 +156,7 @@ def test_poll_mode_alerts(tmp_path: Path) -> None:
     root.mkdir()
     with watching(root, poll=0.1) as (_, sink):
         write_csv(root / "p", range(32))
-        assert sink.wait(opened("p"))
+        assert sink.wait_until(opened("p"), TIMEOUT)
 
 
 def test_restart_resumes_without_repeating_or_missing(tmp_path: Path) -> None:
@@ -190,11 +166,11 @@ def test_restart_resumes_without_repeating_or_missing(tmp_path: Path) -> None:
     write_csv(root / "done", range(32))  # finished before the first start
     write_csv(root / "live", range(12))
     with watching(root, state_dir=state) as (_, sink):
-        assert sink.wait(opened("done"))
+        assert sink.wait_until(opened("done"), TIMEOUT)
     first = list(sink.alerts)
     write_csv(root / "live", range(12, 32), header=False)  # written while down
     with watching(root, state_dir=state) as (daemon, sink2):
-        assert sink2.wait(opened("live"))
+        assert sink2.wait_until(opened("live"), TIMEOUT)
         # The unchanged run was read but not analysed again.
         assert daemon.parts.worker.analyses == 1
     assert not [a for a in sink2.alerts if a.run == "done"]

@@ -10,25 +10,17 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
 from loopback import HANG
 from loopback import LoopbackServer
+from thread_checks import no_thread_leaks  # noqa: F401 (autouse for this module)
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "fixtures" / "scenarios" / "tune"
 TIMEOUT = 30.0
-
-
-@pytest.fixture(autouse=True)
-def no_thread_leaks() -> Iterator[None]:
-    """Every test joins every thread it started."""
-    before = threading.active_count()
-    yield
-    assert threading.active_count() == before, threading.enumerate()
 
 
 def advisor(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Protocol
 from typing import runtime_checkable
@@ -97,5 +98,9 @@ class MemorySink:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least ``count`` alerts arrived; False on timeout."""
+        return self.wait_until(lambda alerts: len(alerts) >= count, timeout)
+
+    def wait_until(self, pred: Callable[[list[Alert]], bool], timeout: float = 5.0) -> bool:
+        """Block until ``pred`` holds for the alerts so far; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: len(self.alerts) >= count, timeout)
+            return self._cond.wait_for(lambda: pred(self.alerts), timeout)
