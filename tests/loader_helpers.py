@@ -28,14 +28,18 @@ def points(batch: Batch) -> list[Point]:
     ]
 
 
-def drain(loader: Any, seen: list[Point] | None = None) -> list[Point]:
+def drain(
+    loader: Any,
+    seen: list[Any] | None = None,
+    as_points: Callable[[Batch], list[Any]] = points,
+) -> list[Any]:
     """Call load() until it has nothing more; a reset drops what was collected."""
     seen = [] if seen is None else seen
     while True:
         batch = loader.load()
         if batch.reset:
             seen.clear()
-        seen.extend(points(batch))
+        seen.extend(as_points(batch))
         for problem in batch.problems:
             assert problem.path == str(loader.path)
         if not batch.more:
@@ -43,17 +47,22 @@ def drain(loader: Any, seen: list[Point] | None = None) -> list[Point]:
 
 
 def append_in_chunks(
-    make: Callable[[Path], Any], path: Path, text: bytes, cuts: Sequence[int]
-) -> list[Point]:
+    make: Callable[[Path], Any],
+    path: Path,
+    text: bytes,
+    cuts: Sequence[int],
+    as_points: Callable[[Batch], list[Any]] = points,
+) -> list[Any]:
     """What a loader made by ``make(path)`` on an empty file reads while ``text`` is
-    appended to it in pieces cut at ``cuts``, draining after every piece."""
+    appended to it in pieces cut at ``cuts``, draining after every piece (each batch's
+    points as ``as_points`` gives them)."""
     path.write_bytes(b"")
     loader = make(path)
-    seen: list[Point] = []
+    seen: list[Any] = []
     at = 0
     for cut in [*sorted(cuts), len(text)]:
         with open(path, "ab") as fh:
             fh.write(text[at:cut])
         at = max(at, cut)
-        drain(loader, seen)
+        drain(loader, seen, as_points)
     return seen

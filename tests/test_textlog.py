@@ -5,20 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
+from loader_helpers import FAST
+from loader_helpers import append_in_chunks
 
 from advisor.errors import ConfigError
 from advisor.model import Batch
 from advisor.sources.textlog import TextLogLoader
 from advisor.sources.textlog import sniff
 
+# (tag, step, repr(value)): a text log has no wall times, so they are read times.
 Point = tuple[str, int, str]
-FAST = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 
 
 def points(batch: Batch) -> list[Point]:
@@ -118,16 +116,7 @@ TEXT = (
 @given(cuts=st.lists(st.integers(0, len(TEXT)), max_size=12))
 def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int]) -> None:
     """Appending in chunks of any size (down to one byte) gives the same points."""
-    path = tmp_path / "chunked.log"
-    path.write_bytes(b"")
-    loader = TextLogLoader(path)
-    seen: list[Point] = []
-    at = 0
-    for cut in [*sorted(cuts), len(TEXT)]:
-        with open(path, "ab") as fh:
-            fh.write(TEXT[at:cut])
-        at = max(at, cut)
-        seen += points(loader.load())
+    seen = append_in_chunks(TextLogLoader, tmp_path / "chunked.log", TEXT, cuts, points)
     whole = tmp_path / "whole.log"
     whole.write_bytes(TEXT)
     assert seen == points(TextLogLoader(whole).load()) and len(seen) == 8
