@@ -405,3 +405,26 @@ def test_lr_range_run_prints_the_log_directory(tmp_path: Path) -> None:
     lrs = [float(r.split(",")[5]) for r in (logdir / "metrics.csv").read_text().splitlines()[1:]]
     assert len(lrs) >= 8
     assert lrs == sorted(lrs)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--seeds", "8-x"], "--seeds '8-x'"), (["--presets", "good,nope"], "unknown presets")],
+)
+def test_trainer_suite_generator_rejects_bad_arguments(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    """Bad seeds or preset names: a one-line usage error, nothing trained or deleted."""
+    keep = tmp_path / "trainer" / "keep.txt"
+    keep.parent.mkdir()
+    keep.write_text("x")
+    script = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "gen_trainer.py"
+    got = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert got.returncode == 2
+    assert says in got.stderr and "Traceback" not in got.stderr
+    assert keep.read_text() == "x"
