@@ -114,13 +114,16 @@ class Pipeline:
             return []
         steps = view.val.step
         start = track.evaluated
+        before = track.last  # the analysis of evaluation start - 1, if still valid
         if track.last_step is not None and (start > steps.size or
                                             int(steps[start - 1]) != track.last_step):  # fmt: skip
             # The log was rewritten (a restart purged steps): continue after the last
             # step seen, whatever its index is now.
             start = int((steps <= track.last_step).sum())
+            before = None
         alerts: list[Alert] = []
-        for i, analysis in enumerate(raw_timeline(view, self.params, start), start=start):
+        timeline = raw_timeline(view, self.params, start, before)
+        for i, analysis in enumerate(timeline, start=start):
             hold, _ = hold_step(track.hold, analysis, self.params)
             track = replace(track, hold=hold, evaluated=i + 1, last_step=int(steps[i]),
                             last=analysis)  # fmt: skip

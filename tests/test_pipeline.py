@@ -6,14 +6,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from advisor.core import timeline
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
 from advisor.model import AlertEvent
 from advisor.model import Curve
+from advisor.model import Role
 from advisor.model import RunCurves
 from advisor.pipeline import Pipeline
 from advisor.replay import summarise
@@ -76,6 +79,58 @@ def test_restart_from_persisted_state_alerts_nothing_twice(scenario) -> None:
     resumed.load_state(first.state_to_json())
     got += resumed.advance(rc)
     assert events(got) == events(whole)
+
+
+# What the daemon uses for a run already analysed: one analysis per batch, at its end.
+LIVE = ReplayParams(max_analyses=1)
+
+
+def _count_analyses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    real = timeline.analyze_view
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(timeline, "analyze_view", counted)
+    return calls
+
+
+def test_live_batch_whose_diagnosis_holds_costs_one_analysis(monkeypatch) -> None:
+    """A batch of new evaluations is analysed at its end only, against the last analysis
+    kept from before, so the cost of a run's turn does not grow with its wait."""
+    rc = next(s for s in suite("tune") if s.name == "healthy_00").run_curves()
+    steps = rc.first(Role.VAL_LOSS).step
+    live = Pipeline(BOOK, params=LIVE)
+    live.advance(prefix(rc, int(steps[20])))
+    calls = _count_analyses(monkeypatch)
+    cuts = steps[28::8]
+    for cut in cuts:
+        assert live.advance(prefix(rc, int(cut))) == []
+    assert calls[0] == cuts.size
+
+
+PROBLEMS = [s for s in suite("tune") if s.label.value not in ("healthy", "lr_range_test")]
+
+
+@pytest.mark.parametrize("scenario", PROBLEMS[::4], ids=lambda s: s.name)
+def test_live_batches_find_the_replay_alerts(scenario) -> None:
+    """Analysed once per batch of 5 and refined where the diagnosis changed, the live
+    walk opens the alerts the replay of every evaluation opens, each at its step or, if
+    the diagnosis appeared and vanished inside a batch, within a batch after it."""
+    rc = scenario.run_curves()
+    whole = events(Pipeline(BOOK, params=EXACT).advance(rc))
+    live = Pipeline(BOOK, params=LIVE)
+    steps = scenario.step
+    batch = 5
+    got = []
+    for cut in [*steps[: steps.size // 4].tolist(), *steps[steps.size // 4 :: batch].tolist(),
+                int(steps[-1])]:  # fmt: skip
+        got += events(live.advance(prefix(rc, int(cut))))
+    assert whole and [e[:2] for e in got] == [e[:2] for e in whole]
+    span = batch * int(np.median(np.diff(steps)))
+    assert all(0 <= g[2] - w[2] <= span for g, w in zip(got, whole, strict=True))
 
 
 def test_alerts_carry_rules_and_recommendations() -> None:

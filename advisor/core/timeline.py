@@ -77,8 +77,8 @@ class ReplayParams:
     def __post_init__(self) -> None:
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1 but got {self.patience}")
-        if self.max_analyses < 2:
-            raise ValueError(f"max_analyses must be at least 2 but got {self.max_analyses}")
+        if self.max_analyses < 1:
+            raise ValueError(f"max_analyses must be at least 1 but got {self.max_analyses}")
 
 
 _Key = tuple[Diagnosis, Severity | None]
@@ -90,11 +90,22 @@ def _key(a: Analysis) -> _Key:
     return Diagnosis.HEALTHY, None
 
 
-def raw_timeline(view: RunView, params: ReplayParams, start: int = 0) -> list[Analysis]:
+def raw_timeline(
+    view: RunView, params: ReplayParams, start: int = 0, before: Analysis | None = None
+) -> list[Analysis]:
     """The analysis at every validation evaluation from index ``start`` on.
 
     A coarse grid of about ``max_analyses`` prefixes, refined by bisection wherever
     the raw diagnosis differs between two neighbouring grid points.
+
+    Args:
+        view: the run so far.
+        params: the grid size and the detectors' parameters.
+        start: the first evaluation wanted.
+        before: the analysis of evaluation ``start - 1``, when the caller has it (the
+            live pipeline keeps its last one): the grid's left end, so that a batch of
+            new evaluations whose diagnosis did not change costs one analysis (the last
+            one) instead of one at each end.
     """
     steps = view.val.step
     n = int(steps.size)
@@ -108,7 +119,11 @@ def raw_timeline(view: RunView, params: ReplayParams, start: int = 0) -> list[An
         return done[i]
 
     stride = max(1, math.ceil((n - start) / params.max_analyses))
-    grid = [*range(start, n, stride)]
+    first = start
+    if before is not None and start > 0:
+        first = start - 1
+        done[first] = before
+    grid = [*range(first, n, stride)]
     if grid[-1] != n - 1:
         grid.append(n - 1)
     # Where two neighbouring grid points differ, bisect down to adjacent evaluations:
@@ -122,7 +137,7 @@ def raw_timeline(view: RunView, params: ReplayParams, start: int = 0) -> list[An
             mid = (a + b) // 2
             pending += [(a, mid), (mid, b)]
     out: list[Analysis] = []
-    last = at(start)
+    last = at(first)
     for i in range(start, n):
         last = done.get(i, last)
         out.append(last)

@@ -10,8 +10,8 @@ analysis costs its measured CPU time, credit comes back at ``budget`` CPU-second
 second, up to ``burst`` (so a quiet daemon analyses a change at once, however costly).
 Runs wait their turn in the order their changes arrived, and a run's changes that
 arrive while it waits are analysed together in one call (the live pipeline analyses a
-batch on a coarse grid, refined wherever the diagnosis changes, so its cost hardly grows
-with the batch). With a few active runs nothing waits; with a thousand, each run is
+batch at its last evaluation, refined only where the diagnosis changed since the last
+one analysed, so its cost hardly grows with the batch). With a few active runs nothing waits; with a thousand, each run is
 analysed every ``active x cost / budget`` seconds (``interval``): the CPU stays bounded
 and the alert latency stretches instead. If the budget cannot keep up even so, the
 wait grows, and the worker says so.
