@@ -11,9 +11,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from advisor.api import load_store
 from advisor.config import Settings
+from advisor.errors import InputError
 from advisor.model import Diagnosis
 from advisor.model import RunCurves
 
@@ -45,11 +47,18 @@ def read_suite(root: Path, settings: Settings | None = None) -> list[LabelledRun
     sub-directory, ``name/<id>``) gets all their curves and hyper-parameters merged.
 
     Raises:
-        InputError: ``root`` cannot be read.
-        FileNotFoundError: ``root`` has no ``labels.json``.
+        InputError: ``root`` cannot be read, or has no readable ``labels.json``.
     """
     settings = settings or Settings()
-    labels = json.loads((root / "labels.json").read_text())
+    where = root / "labels.json"
+    try:
+        labels = json.loads(where.read_text())
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InputError(f"{where}: not JSON: {exc}") from None
+    if not isinstance(labels, dict):
+        raise InputError(f"{where}: expected an object of run names, got {type(labels).__name__}")
     store = load_store([root], settings)
     merged: dict[str, RunCurves] = {}
     for run in store.runs():
@@ -59,13 +68,19 @@ def read_suite(root: Path, settings: Settings | None = None) -> list[LabelledRun
         if prev is not None:
             rc = RunCurves(key, {**prev.curves, **rc.curves}, {**prev.hparams, **rc.hparams})
         merged[key] = RunCurves(key, rc.curves, rc.hparams)
-    return [
-        LabelledRun(
+    return [_labelled(where, name, meta, merged.get(name, RunCurves(name, {})))
+            for name, meta in sorted(labels.items())]  # fmt: skip
+
+
+def _labelled(where: Path, name: str, meta: Any, curves: RunCurves) -> LabelledRun:
+    try:
+        return LabelledRun(
             name,
             Diagnosis(meta["label"]),
             float(meta["visible_from"]),
             {k: float(v) for k, v in meta.get("truth", {}).items()},
-            merged.get(name, RunCurves(name, {})),
+            curves,
         )
-        for name, meta in sorted(labels.items())
-    ]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(f"{where}: run {name!r}: {problem}") from None

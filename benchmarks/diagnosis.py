@@ -62,6 +62,7 @@ from advisor.core.analysis import analyze
 from advisor.core.features import view_of
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
+from advisor.errors import AdvisorError
 from advisor.labelled import read_suite
 from advisor.model import AlertEvent
 from advisor.model import Curve
@@ -579,4 +580,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except AdvisorError as exc:  # e.g. --files DIR without a labelled suite
+        print(f"diagnosis.py: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -12,6 +12,7 @@ from advisor.core.features import view_of
 from advisor.core.timeline import RULES
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
+from advisor.errors import InputError
 from advisor.labelled import read_suite
 from advisor.model import AlertEvent
 from advisor.model import Diagnosis
@@ -186,3 +187,23 @@ def test_underfitting_alerts_on_real_runs_stay_open_while_the_loss_falls() -> No
             (AlertEvent.OPENED, Diagnosis.UNDERFITTING)
         ], run
         assert summary.diagnosis is Diagnosis.UNDERFITTING, run
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (None, r"labels\.json: cannot read"),
+        ("{not json", r"labels\.json: not JSON"),
+        ('["a"]', r"labels\.json: expected an object of run names, got list"),
+        ('{"a": {"visible_from": 0.1}}', r"labels\.json: run 'a': missing 'label'"),
+        ('{"a": {"label": "bogus", "visible_from": 0.1}}', r"run 'a': 'bogus' is not a valid"),
+    ],
+)
+def test_bad_labels_file_is_a_one_line_error(
+    tmp_path: Path, labels: str | None, message: str
+) -> None:
+    """A directory that is not a labelled suite names the file and the problem."""
+    if labels is not None:
+        (tmp_path / "labels.json").write_text(labels)
+    with pytest.raises(InputError, match=message):
+        read_suite(tmp_path)
