@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -176,6 +177,36 @@ def test_restart_resumes_without_repeating_or_missing(tmp_path: Path) -> None:
     assert not [a for a in sink2.alerts if a.run == "done"]
     ids = [(a.run, a.rule, a.event, a.finding.step) for a in first + sink2.alerts]
     assert len(ids) == len(set(ids))
+
+
+def test_state_writes_are_spaced_by_their_cost(tmp_path: Path, monkeypatch) -> None:
+    """A state write that takes long is not repeated until 50 times its CPU time has
+    passed (writing stays under 2% of a core with thousands of runs); a forced write
+    (at stop) still goes through."""
+    root = tmp_path / "runs"
+    write_csv(root / "a", range(8))
+    config = tmp_path / "advisor.toml"
+    config.write_text("[watch]\nsave_interval = 0\n")
+    req = WatchRequest(roots=(root,), config=config, poll=1.0, state_dir=tmp_path / "state")
+    worker = assemble(req, io.StringIO(), sinks={"memory": MemorySink()}).worker
+    assert worker.state is not None
+    real, writes = worker.state.save, []
+
+    def slow_save(*args: object) -> None:
+        spin_until = time.thread_time() + 0.1  # 100 ms of CPU: the next write waits 5 s
+        while time.thread_time() < spin_until:
+            pass
+        writes.append(time.monotonic())
+        real(*args)
+
+    monkeypatch.setattr(worker.state, "save", slow_save)
+    worker._unsaved = True
+    worker.save()
+    worker._unsaved = True
+    worker.save()  # well within 5 s of the first
+    assert len(writes) == 1
+    worker.save(force=True)
+    assert len(writes) == 2
 
 
 def test_pacer_keeps_the_analysis_within_its_budget() -> None:

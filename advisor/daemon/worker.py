@@ -51,6 +51,11 @@ _BEHIND = 60.0
 _WARN_EVERY = 300.0
 # Seconds between two writes of the state when only its stats changed (monitoring).
 _STATS_EVERY = 5.0
+# A state write waits until 50 times the last write's CPU time has passed since it, so
+# that writing costs at most 2% of a core: a millisecond with tens of runs, ~40 ms with
+# 1,000 (py-spy, stress case), which at one write a second was a fifth of the
+# daemon's CPU.
+_SAVE_GAP = 50.0
 
 
 class Worker:
@@ -64,7 +69,8 @@ class Worker:
         roles: the role table for the Store's curves.
         state: where to persist; None keeps state in memory only.
         pacer: the analysis CPU budget (runs wait their turn when it is spent).
-        save_interval: seconds between two state writes, at least.
+        save_interval: seconds between two state writes, at least (more when a write
+            takes long, see ``_SAVE_GAP``).
         on_ready: called once the start-up pass is done, with a one-line description.
     """
 
@@ -103,6 +109,7 @@ class Worker:
         self._next_rescan = 0.0
         self._unsaved = False
         self._last_save = -float("inf")
+        self._save_cost = 0.0
         self._warned = -float("inf")
         self.stopping = False
         self.analyses = 0
@@ -319,8 +326,11 @@ class Worker:
         stale = now - self._last_save >= _STATS_EVERY
         if not force and not (self._unsaved or stale):
             return
-        if not force and now - self._last_save < self.save_interval:
+        gap = max(self.save_interval, _SAVE_GAP * self._save_cost)
+        if not force and now - self._last_save < gap:
             return
+        started = time.thread_time()
         self.state.save(self.pipeline.state_to_json(), self.logs.signatures(), self.stats())
+        self._save_cost = time.thread_time() - started
         self._unsaved = False
         self._last_save = now
