@@ -11,10 +11,10 @@ second, up to ``burst`` (so a quiet daemon analyses a change at once, however co
 Runs wait their turn in the order their changes arrived, and a run's changes that
 arrive while it waits are analysed together in one call (the live pipeline analyses a
 batch at its last evaluation, refined only where the diagnosis changed since the last
-one analysed, so its cost hardly grows with the batch). With a few active runs nothing waits; with a thousand, each run is
-analysed every ``active x cost / budget`` seconds (``interval``): the CPU stays bounded
-and the alert latency stretches instead. If the budget cannot keep up even so, the
-wait grows, and the worker says so.
+one analysed, so its cost hardly grows with the batch). With a few active runs nothing
+waits; with a thousand, each run is analysed every ``active x cost / budget`` seconds
+(``interval``): the CPU stays bounded and the alert latency stretches instead. If the
+budget cannot keep up even so, the wait grows, and the worker says so.
 
 Pure: the caller passes the clock and the measured costs.
 """
