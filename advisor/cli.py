@@ -162,7 +162,9 @@ def replay(  # noqa: PLR0917 (click passes every option)
     book = load_rulebook(extra_rules)
     failed = False
     kept: list[RunReplay] = []
+    replayed = 0
     for result in run_replay(paths, settings, book, on_problem=_warn):
+        replayed += 1
         if report_dir is not None:
             kept.append(result)
         said = {a.finding.diagnosis.value for a in result.alerts} | {
@@ -188,6 +190,9 @@ def replay(  # noqa: PLR0917 (click passes every option)
                    f"(last step {s.last_step})")  # fmt: skip
         for rec in s.recommendations[:3]:
             click.echo(f"{'':>{len(s.run)}}  -> {recommendation_line(rec)}")
+    if not replayed:
+        where = ", ".join(str(p) for p in paths)
+        click.echo(f"advisor: warning: no training log with scalars found in {where}", err=True)
     if report_dir is not None:
         from advisor.report import write_report
 

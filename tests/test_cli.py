@@ -81,3 +81,14 @@ def test_rules_validate_builtin_ok() -> None:
     proc = run("rules", "validate", str(Path(__file__).parents[1] / "rules" / "smith2018.toml"))
     assert proc.returncode == 0
     assert "rules ok" in proc.stdout
+
+
+def test_replay_of_a_directory_without_logs_says_so(tmp_path: Path) -> None:
+    """Nothing to replay is a warning naming the path, not silence (exit 0: no finding)."""
+    proc = run("replay", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert (
+        proc.stderr.strip()
+        == f"advisor: warning: no training log with scalars found in {tmp_path}"
+    )
