@@ -181,6 +181,20 @@ def test_underfitting_still_falling() -> None:
     assert f.evidence["slope_ratio"] > 0.4
 
 
+@pytest.mark.parametrize(("train_share", "underfit"), [(0.9, True), (0.04, False)])
+def test_a_model_that_fits_its_training_data_is_not_underfitting(
+    train_share: float, underfit: bool
+) -> None:
+    """The same slow fall is underfitting while the training loss is as high as the
+    validation loss, and not once the training loss is a small fraction of it (the
+    reference trainer's ``good`` seed 72: training loss 0.006, validation loss 0.17 and
+    still creeping down)."""
+    val = noisy(0.5 + 2.0 * np.exp(-IDX / 120.0))
+    train = train_share * (0.5 + 2.0 * np.exp(-IDX / 120.0))
+    f = underfitting.detect(run(val, train), underfitting.UnderfittingParams())
+    assert (f is not None and f.diagnosis is Diagnosis.UNDERFITTING) is underfit
+
+
 @pytest.mark.parametrize(("rel", "underfit"), [(0.005, True), (0.05, False)])
 def test_a_long_slow_decay_far_from_its_plateau_is_underfitting(
     rel: float, underfit: bool
