@@ -298,6 +298,28 @@ def test_validation_swings_while_the_training_loss_still_falls_fast_are_not_osci
     assert (f is not None and "oscillates" in f.message) is unstable
 
 
+@pytest.mark.parametrize(("level", "unstable"), [(1.0, True), (0.3, False)])
+def test_swings_of_a_loss_that_never_got_going_are_instability_after_eight_points(
+    level: float, unstable: bool
+) -> None:
+    """Eight evaluations swinging by +-25% around ``level`` of the first loss: at the
+    first loss's level (a run that never got going, the reference trainer's
+    ``lr-too-high``) that is instability already; after a fall to 30% of it, swings
+    around a good level wait for the full window of 12."""
+    sign = np.where(np.arange(8) % 2 == 0, 1.0, -1.0)
+    val = 1.5 * level * (1 + 0.25 * sign)
+    val[0] = 1.5
+    train = 0.95 * np.minimum.accumulate(val)
+    f = instability.detect(run(val, train), instability.InstabilityParams())
+    assert (f is not None and "oscillates" in f.message) is unstable
+    if not unstable:  # the same swings, four more of them, are oscillation there too
+        val12 = 1.5 * level * (1 + 0.25 * np.where(np.arange(12) % 2 == 0, 1.0, -1.0))
+        val12[0] = 1.5
+        train12 = 0.95 * np.minimum.accumulate(val12)
+        f = instability.detect(run(val12, train12), instability.InstabilityParams())
+        assert f is not None and "oscillates" in f.message
+
+
 def _climbing_back() -> tuple[np.ndarray, np.ndarray]:
     """Losses that fall to a best at index 15, then climb back most of the way (the
     reference trainer's ``lr-too-high``)."""

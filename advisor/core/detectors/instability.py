@@ -9,7 +9,7 @@ happens between two evaluations, overfitting drifts up over many.
 NaN/inf policy: any non-finite validation or training loss is instability (critical) at
 the first step where it appears; it is never dropped. Everything else uses the finite
 points. Minimum points: 1 for NaN/inf, 3 for jumps and divergence, ``osc_window`` for
-oscillation.
+oscillation (``osc_window_stuck`` while the loss has made no progress).
 """
 
 from __future__ import annotations
@@ -85,6 +85,18 @@ class InstabilityParams:
             Mann-Kendall p below this, or the later half of its points since the best
             sit, in median, ``regress_frac`` of the progress back (it climbed back and
             stayed: no trend left to test).
+        osc_window_stuck: a validation loss that has made no progress swings over this
+            many evaluations instead of ``osc_window``, with the same gates...
+        osc_stuck_frac: ..."no progress" meaning the median of those evaluations is at
+            least this fraction of the first one (a run that never got going: the
+            reference trainer's ``lr-too-high`` runs bounce at 0.72-1.17 of their first
+            loss from epoch 8 on and were called only at epoch 12, 2-4 epochs after the
+            label's first bad point). Measured where the other gates pass on the short
+            window: healthy runs of the suites and of the trainer (226) at most 0.63 (a
+            recovering spike in a fast fall), an LR range test 0.69; 0.8, our choice,
+            leaves both a margin. A loss that has fallen further keeps the long window:
+            swings around a good level need more evidence (measured earlier: window 8
+            for every run alarmed on 13 of 160 healthy trainer runs, 12 on 7).
         max_spikes, sustain_frac, osc_window: our choices, not tuned.
     """
 
@@ -95,6 +107,8 @@ class InstabilityParams:
     sustain_frac: float = 0.6
     max_spikes: int = 2
     osc_window: int = 12
+    osc_window_stuck: int = 8
+    osc_stuck_frac: float = 0.8
     osc_rel: float = 0.15
     osc_flips: float = 0.5
     osc_trend_p: float = 0.01
@@ -301,10 +315,20 @@ def _oscillation(
     params: InstabilityParams,
     last: int,
 ) -> Finding | None:
-    """Oscillation over the last ``osc_window`` raw evaluations (never binned: averaging
-    neighbours would cancel a period-2 oscillation)."""
-    w = y[-params.osc_window :]
-    if w.size < params.osc_window:
+    """Oscillation over the last ``osc_window`` raw evaluations, ``osc_window_stuck`` for
+    a loss that made no progress (never binned: averaging neighbours would cancel a
+    period-2 oscillation)."""
+    n = params.osc_window
+    short = y[-params.osc_window_stuck :]
+    if (
+        view.val_is_loss
+        and y[0] > 0
+        and short.size == params.osc_window_stuck
+        and float(np.median(short)) >= params.osc_stuck_frac * float(y[0])
+    ):
+        n = params.osc_window_stuck
+    w = y[-n:]
+    if w.size < n:
         return None
     d = np.diff(w)
     amp = float(np.median(np.abs(d)))
@@ -312,7 +336,7 @@ def _oscillation(
     rel = amp / level if level > 0 else amp / level0
     if rel < params.osc_rel:
         return None
-    tw = _train_since(view, int(steps[-params.osc_window]))
+    tw = _train_since(view, int(steps[-n]))
     if tw is not None:
         if view.val_is_loss and level > 0 and float(np.median(tw)) / level < params.osc_gap_ratio:
             return None
@@ -323,7 +347,7 @@ def _oscillation(
     flips = float(np.mean(sign[1:] != sign[:-1]))
     if flips < params.osc_flips:
         return None
-    trend = theil_sen(steps[-params.osc_window :].astype(np.float64), w)
+    trend = theil_sen(steps[-n:].astype(np.float64), w)
     if trend.p_value <= params.osc_trend_p:
         return None
     return Finding(
