@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
@@ -65,3 +66,20 @@ def test_empty_run_has_unknown_summary() -> None:
     """A run without a validation curve replays to nothing."""
     alerts, summary = replay_run(RunCurves("empty", {}))
     assert alerts == [] and summary.diagnosis is Diagnosis.UNKNOWN
+
+
+@pytest.mark.parametrize(("after", "resolves"), [(0.95, False), (0.25, True)])
+def test_instability_resolves_when_the_run_recovers_not_when_it_pauses(
+    after: float, resolves: bool
+) -> None:
+    """A loss that swings by +-25% about its first value opens an instability alert. If it
+    then calms down at that level (``after`` = 0.95 of the first loss: no progress) the
+    alert stays open to the end; if it falls to a quarter of it, the run recovered."""
+    rng = np.random.default_rng(0)
+    swings = 1.5 * (1 + 0.25 * np.where(np.arange(14) % 2 == 0, 1.0, -1.0))
+    calm = 1.5 * after * (1 + 0.01 * rng.standard_normal(30))
+    alerts, summary = replay_run(_run(np.concatenate([[1.5], swings, calm])))
+    events = [(a.event, a.finding.diagnosis) for a in alerts]
+    assert events[0] == (AlertEvent.OPENED, Diagnosis.INSTABILITY)
+    assert ((AlertEvent.RESOLVED, Diagnosis.INSTABILITY) in events) is resolves
+    assert (summary.diagnosis is Diagnosis.INSTABILITY) is not resolves

@@ -11,7 +11,8 @@ Alert lifecycle: a non-healthy diagnosis opens an alert once it has held for
 ``patience`` consecutive evaluations, or at once when its confidence reaches ``sure``
 (instability findings, which confirm themselves, open at once); a change of severity
 that holds as long updates it; ``resolve_patience`` consecutive evaluations without it
-resolve it. An alert's step is the step at which the advisor would have said it.
+resolve it (evaluations that still fit it do not count: see ``_still_consistent``). An
+alert's step is the step at which the advisor would have said it.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ def hold_step(
     if held is not None and held_finding is not None:
         if key[0] == held[0]:
             clear = 0
-        elif not _still_consistent(held[0], a):
+        elif not _still_consistent(held[0], a, params):
             clear += 1
         if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
             events.append((AlertEvent.RESOLVED, _as_of(held_finding, a)))
@@ -266,7 +267,7 @@ def when_of(rc: RunCurves, step: int) -> tuple[float | None, float | None]:
     return ep, wt
 
 
-def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
+def _still_consistent(held: Diagnosis, a: Analysis, params: ReplayParams) -> bool:
     """Does an evaluation without the held diagnosis still fit it?
 
     A validation loss "still converging" (healthy, no plateau yet) is what underfitting
@@ -274,13 +275,23 @@ def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
     in the run) and the count-based test (after its time prior) the reference trainer's
     ``lr-too-low`` runs were healthy for 10 evaluations, so the alert resolved and opened
     again. Only a plateau (or another diagnosis) counts towards resolving underfitting.
+
+    Instability resolves when the run recovers, not when its swings pause: while the
+    validation loss has made no progress since its first evaluation (the last few at
+    ``osc_stuck_frac`` of it or more) the instability still stands. The reference
+    trainer's ``lr-too-high`` seeds 34, 36 and 39 bounced at 20-50% accuracy for 40
+    epochs; their alerts resolved between swings and the runs ended "healthy".
     """
-    return (
-        held is Diagnosis.UNDERFITTING
-        and a.diagnosis is Diagnosis.HEALTHY
-        and a.finding is not None
-        and a.finding.evidence.get("plateau") == 0.0
-    )
+    if held is Diagnosis.UNDERFITTING:
+        return (
+            a.diagnosis is Diagnosis.HEALTHY
+            and a.finding is not None
+            and a.finding.evidence.get("plateau") == 0.0
+        )
+    if held is Diagnosis.INSTABILITY:
+        stuck = params.analysis.instability.osc_stuck_frac
+        return a.vs_start is not None and a.vs_start >= stuck
+    return False
 
 
 def _ready(key: _Key, streak: int, params: ReplayParams, confidence: float = 0.0) -> bool:

@@ -319,13 +319,7 @@ def _oscillation(
     a loss that made no progress (never binned: averaging neighbours would cancel a
     period-2 oscillation)."""
     n = params.osc_window
-    short = y[-params.osc_window_stuck :]
-    if (
-        view.val_is_loss
-        and y[0] > 0
-        and short.size == params.osc_window_stuck
-        and float(np.median(short)) >= params.osc_stuck_frac * float(y[0])
-    ):
+    if stuck(view, y, params):
         n = params.osc_window_stuck
     w = y[-n:]
     if w.size < n:
@@ -358,6 +352,21 @@ def _oscillation(
         f"validation value oscillates by {rel * 100:.0f}% between evaluations",
         {"amplitude_rel": rel, "flips": flips, "trend_p": trend.p_value},
     )
+
+
+def vs_start(view: RunView, y: np.ndarray, params: InstabilityParams) -> float | None:
+    """The median of the last ``osc_window_stuck`` finite validation losses ``y`` over the
+    first one; None for a validation metric, a first loss <= 0 or too few points."""
+    short = y[-params.osc_window_stuck :]
+    if not view.val_is_loss or y.size == 0 or y[0] <= 0 or short.size < params.osc_window_stuck:
+        return None
+    return float(np.median(short)) / float(y[0])
+
+
+def stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
+    """Has the validation loss made no progress since its first evaluation?"""
+    ratio = vs_start(view, y, params)
+    return ratio is not None and ratio >= params.osc_stuck_frac
 
 
 def _train_since(view: RunView, since: int) -> np.ndarray | None:
