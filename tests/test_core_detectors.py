@@ -312,6 +312,8 @@ def test_swings_of_a_loss_that_never_got_going_are_instability_after_eight_point
     train = 0.95 * np.minimum.accumulate(val)
     f = instability.detect(run(val, train), instability.InstabilityParams())
     assert (f is not None and "oscillates" in f.message) is unstable
+    if f is not None:
+        assert f.message.startswith("validation loss oscillates by")
     if not unstable:  # the same swings, four more of them, are oscillation there too
         val12 = 1.5 * level * (1 + 0.25 * np.where(np.arange(12) % 2 == 0, 1.0, -1.0))
         val12[0] = 1.5
