@@ -78,6 +78,12 @@ class RunView:
             ep.value if ep is not None else None,
         )
 
+    @property
+    def noun(self) -> str:
+        """How messages name the validation signal: "loss", or "value" for a metric to
+        maximise (an accuracy)."""
+        return "value" if self.direction.value == "max" else "loss"
+
     def lr_rose_since(self, step: int) -> bool:
         """Did the logged learning rate rise after ``step`` (a warm-up, a 1cycle ramp, a
         restart)? False when no LR is logged."""

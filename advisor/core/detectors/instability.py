@@ -155,7 +155,7 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
             Severity.CRITICAL,
             1.0,
             last,
-            f"validation {_noun(view)} is {y[-1] / best:.1f}x its best smoothed value: diverging",
+            f"validation {view.noun} is {y[-1] / best:.1f}x its best smoothed value: diverging",
             {"ratio_to_best": float(y[-1] / best), "best": best, "first_bad_step": last},
         )
     train = _train_curve(view)
@@ -166,7 +166,7 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     # after it would inflate a whole-run estimate on a short run.
     quiet = y[: int(np.argmin(smooth)) + 1]
     noise = sr.robust_noise(quiet) if quiet.size >= 4 else sr.robust_noise(y)
-    found = _jumps(steps, y, smooth, noise, params, noun=_noun(view))
+    found = _jumps(steps, y, smooth, noise, params, noun=view.noun)
     if found is not None:
         return found
     found = _oscillation(view, steps, y, feat.level, params=params, last=last)
@@ -358,7 +358,7 @@ def _oscillation(
         Severity.WARNING,
         min(1.0, 0.5 + rel),
         last,
-        f"validation {_noun(view)} oscillates by {rel * 100:.0f}% between evaluations",
+        f"validation {view.noun} oscillates by {rel * 100:.0f}% between evaluations",
         {"amplitude_rel": rel, "flips": flips, "trend_p": trend.p_value},
     )
 
@@ -376,11 +376,6 @@ def _stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
     """Has the validation loss made no progress since its first evaluation?"""
     ratio = vs_start(view, y, params)
     return ratio is not None and ratio >= params.osc_stuck_frac
-
-
-def _noun(view: RunView) -> str:
-    """How messages name the validation signal (as the other detectors do)."""
-    return "value" if view.direction.value == "max" else "loss"
 
 
 def _train_since(view: RunView, since: int) -> np.ndarray | None:
@@ -433,7 +428,7 @@ def _train_regress(
         min(1.0, 0.5 + 0.5 * given_back),
         last,
         f"training loss has climbed back {given_back * 100:.0f}% of the way to its start "
-        f"since step {int(ts[ib])}, and the validation {_noun(view)} with it",
+        f"since step {int(ts[ib])}, and the validation {view.noun} with it",
         {
             "train_given_back": given_back,
             "train_trend_p": trend.p_value,

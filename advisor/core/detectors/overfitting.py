@@ -183,14 +183,13 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
         0.5 + 0.5 * train_support,
     )
     severity = Severity.CRITICAL if rise_rel >= params.critical_rise_rel else Severity.WARNING
-    noun = "value" if view.direction.value == "max" else "loss"
     suffix = " while training loss keeps falling" if train_support > 0.5 else ""
     return Finding(
         Diagnosis.OVERFITTING,
         severity,
         conf,
         int(view.val.step[-1]),
-        f"validation {noun} has risen {100 * rise_rel:.1f}% since its minimum at step "
+        f"validation {view.noun} has risen {100 * rise_rel:.1f}% since its minimum at step "
         f"{int(feat.x[rise.min_index])}{suffix}",
         evidence,
     )

@@ -242,13 +242,12 @@ def detect_features(
         0.5 + 0.5 * train_support,
     )
     remaining = fit.remaining / feat.level
-    noun = "value" if view.direction.value == "max" else "loss"
     return Finding(
         Diagnosis.UNDERFITTING,
         Severity.WARNING,
         conf,
         int(view.val.step[-1]),
-        f"validation {noun} is still improving ({100 * drop_rel:.1f}% over the last third "
+        f"validation {view.noun} is still improving ({100 * drop_rel:.1f}% over the last third "
         f"of the phase, {'not slowing down' if steady else 'slowing, but far above the noise'}); "
         f"{_to_come(remaining)}",
         evidence,
@@ -281,13 +280,12 @@ def _planned(
         cf.margin(test.lam, params.plan_min_lam, params.plan_min_lam / 2.0),
         cf.margin(remaining_rel, params.plan_min_remaining_rel, params.plan_min_remaining_rel),
     )
-    noun = "value" if view.direction.value == "max" else "loss"
     return Finding(
         Diagnosis.UNDERFITTING,
         Severity.WARNING,
         conf,
         int(view.val.step[-1]),
-        f"validation {noun} is still improving at {100 * frac:.0f}% of the planned run, "
+        f"validation {view.noun} is still improving at {100 * frac:.0f}% of the planned run, "
         f"more slowly than a run that will plateau in time; {_to_come(remaining_rel)} by its "
         f"planned end",
         {
