@@ -69,9 +69,8 @@ class Analysis:
         lr_range: the range-test reading, for an LR range test.
         points: validation points seen (NaN/inf included).
         last_step: the last validation step seen.
-        vs_start: the median of the last few validation losses over the first one
-            (``instability.vs_start``; None for a metric or too few points): how far the
-            run has got from where it started.
+        stuck: the validation loss has made no progress since its first evaluation
+            (``instability.stuck``).
     """
 
     run: str
@@ -82,7 +81,7 @@ class Analysis:
     lr_range: lrrange.LRRange | None
     points: int
     last_step: int
-    vs_start: float | None = None
+    stuck: bool = False
 
 
 def analyze(rc: RunCurves, params: AnalysisParams | None = None) -> Analysis:
@@ -140,8 +139,8 @@ def _analyze_view(view: RunView, params: AnalysisParams) -> Analysis:
         under = underfitting.detect_features(view, feat, params.underfitting, trend)
         healthy = plateau.detect_features(view, feat, params.plateau)
         found.extend(f for f in (over, under, healthy) if f is not None)
-    start = instability.vs_start(view, view.val.finite_part()[1], params.instability)
+    stuck = instability.stuck(view, view.val.finite_part()[1], params.instability)
     if not found:
-        return Analysis(view.run, Diagnosis.UNKNOWN, None, (), trend, None, points, last, start)
+        return Analysis(view.run, Diagnosis.UNKNOWN, None, (), trend, None, points, last, stuck)
     top = found[0]
-    return Analysis(view.run, top.diagnosis, top, tuple(found), trend, None, points, last, start)
+    return Analysis(view.run, top.diagnosis, top, tuple(found), trend, None, points, last, stuck)

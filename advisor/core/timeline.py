@@ -223,7 +223,7 @@ def hold_step(
     if held is not None and held_finding is not None:
         if key[0] == held[0]:
             clear = 0
-        elif not _still_consistent(held[0], a, params):
+        elif not _still_consistent(held[0], a):
             clear += 1
         if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
             events.append((AlertEvent.RESOLVED, _as_of(held_finding, a)))
@@ -267,7 +267,7 @@ def when_of(rc: RunCurves, step: int) -> tuple[float | None, float | None]:
     return ep, wt
 
 
-def _still_consistent(held: Diagnosis, a: Analysis, params: ReplayParams) -> bool:
+def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
     """Does an evaluation without the held diagnosis still fit it?
 
     A validation loss "still converging" (healthy, no plateau yet) is what underfitting
@@ -277,8 +277,8 @@ def _still_consistent(held: Diagnosis, a: Analysis, params: ReplayParams) -> boo
     again. Only a plateau (or another diagnosis) counts towards resolving underfitting.
 
     Instability resolves when the run recovers, not when its swings pause: while the
-    validation loss has made no progress since its first evaluation (the last few at
-    ``osc_stuck_frac`` of it or more) the instability still stands. The reference
+    validation loss has made no progress since its first evaluation
+    (``instability.stuck``) the instability still stands. The reference
     trainer's ``lr-too-high`` seeds 34, 36 and 39 bounced at 20-50% accuracy for 40
     epochs; their alerts resolved between swings and the runs ended "healthy".
     """
@@ -289,8 +289,7 @@ def _still_consistent(held: Diagnosis, a: Analysis, params: ReplayParams) -> boo
             and a.finding.evidence.get("plateau") == 0.0
         )
     if held is Diagnosis.INSTABILITY:
-        stuck = params.analysis.instability.osc_stuck_frac
-        return a.vs_start is not None and a.vs_start >= stuck
+        return a.stuck
     return False
 
 

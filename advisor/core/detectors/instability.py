@@ -328,7 +328,7 @@ def _oscillation(
     a loss that made no progress (never binned: averaging neighbours would cancel a
     period-2 oscillation)."""
     n = params.osc_window
-    if _stuck(view, y, params):
+    if stuck(view, y, params):
         n = params.osc_window_stuck
     w = y[-n:]
     if w.size < n:
@@ -363,19 +363,14 @@ def _oscillation(
     )
 
 
-def vs_start(view: RunView, y: np.ndarray, params: InstabilityParams) -> float | None:
-    """The median of the last ``osc_window_stuck`` finite validation losses ``y`` over the
-    first one; None for a validation metric, a first loss <= 0 or too few points."""
+def stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
+    """Has the validation loss made no progress since its first evaluation? The median of
+    its last ``osc_window_stuck`` finite values ``y`` is at least ``osc_stuck_frac`` of
+    the first (False for a validation metric, a first loss <= 0 or too few points)."""
     short = y[-params.osc_window_stuck :]
     if not view.val_is_loss or y.size == 0 or y[0] <= 0 or short.size < params.osc_window_stuck:
-        return None
-    return float(np.median(short)) / float(y[0])
-
-
-def _stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
-    """Has the validation loss made no progress since its first evaluation?"""
-    ratio = vs_start(view, y, params)
-    return ratio is not None and ratio >= params.osc_stuck_frac
+        return False
+    return float(np.median(short)) >= params.osc_stuck_frac * float(y[0])
 
 
 def _train_since(view: RunView, since: int) -> np.ndarray | None:
