@@ -57,14 +57,14 @@ def summarise(pipeline: Pipeline, rc: RunCurves, alerts: Iterable[Alert]) -> Run
     from advisor.model import Diagnosis
 
     track = pipeline.runs.get(rc.run)
-    last = track.last if track is not None else None
     first: dict[str, int] = {}
     for alert in alerts:
         if alert.event is AlertEvent.OPENED:
             first.setdefault(alert.finding.diagnosis.value, alert.finding.step)
-    if last is None:
+    if track is None or track.last is None:
         return RunSummary(rc.run, Diagnosis.UNKNOWN, 0, 0, first)
+    last = track.last
     advice = pipeline.summary_advice(rc)
     recs = advice.recommendations if advice is not None else ()
-    diagnosis = end_diagnosis(track.hold, last) if track is not None else last.diagnosis
+    diagnosis = end_diagnosis(track.hold, last)
     return RunSummary(rc.run, diagnosis, last.points, last.last_step, first, recs)
