@@ -150,6 +150,40 @@ def test_rising_train_loss_vetoes_overfitting() -> None:
     assert f is None
 
 
+# A real run of the reference trainer (``advisor train --dataset mnist1d --model cnn
+# --schedule step --seed 1``): LR 0.04, /10 at epochs 14 and 27. After the first drop the
+# validation loss bottoms out at 0.185 and creeps up to 0.197 while the training loss
+# falls from 0.04 to 0.01; after the second drop everything freezes.
+STEP_VAL = [
+    1.580, 1.238, 0.848, 0.612, 0.687, 0.505, 0.364, 0.520, 0.279, 0.296, 0.243, 0.297,
+    0.244, 0.189, 0.185, 0.187, 0.185, 0.186, 0.193, 0.188, 0.189, 0.190, 0.193, 0.193,
+    0.197, 0.195, 0.195, 0.195, 0.195, 0.195, 0.196, 0.196, 0.196, 0.196, 0.196, 0.196,
+    0.196, 0.196, 0.197, 0.197,
+]  # fmt: skip
+STEP_TRAIN = [
+    1.873, 1.346, 1.002, 0.683, 0.552, 0.434, 0.371, 0.254, 0.208, 0.168, 0.114, 0.121,
+    0.096, 0.042, 0.025, 0.021, 0.019, 0.017, 0.016, 0.015, 0.014, 0.013, 0.013, 0.012,
+    0.012, 0.012, 0.011, 0.011, 0.011, 0.011, 0.011, 0.011, 0.011, 0.011, 0.010, 0.010,
+    0.010, 0.010, 0.010, 0.010,
+]  # fmt: skip
+
+
+def test_a_rise_after_a_step_decay_stays_overfitting() -> None:
+    """The minimum after an LR drop is found right after the drop, not dragged later by
+    smoothing across it: the alert opens once and the run ends overfitting (smoothing
+    across the drop moved the minimum later as the points accumulated, the measured
+    rise fell under 2%, and the alert resolved on a curve still 6% above its best)."""
+    lr = np.repeat([0.04, 0.004, 0.0004], [13, 13, 14])
+    alerts, summary = replay_run(run(np.array(STEP_VAL), np.array(STEP_TRAIN), lr))
+    assert [(a.event.value, a.finding.diagnosis) for a in alerts] == [
+        ("opened", Diagnosis.OVERFITTING)
+    ]
+    assert summary.diagnosis is Diagnosis.OVERFITTING
+    f = overfitting.detect(run(np.array(STEP_VAL), np.array(STEP_TRAIN), lr))
+    assert f is not None and f.evidence["min_step"] == 1500.0
+    assert f.evidence["rise_pct"] > 4.0
+
+
 def test_a_rise_while_the_lr_climbs_is_not_overfitting() -> None:
     """A 1cycle run: the loss rises 40% while the LR ramps to its peak, with the training
     loss falling, and comes down as the LR anneals. With a constant LR the same curves

@@ -53,6 +53,40 @@ def test_robust_noise_ignores_trend_and_spikes() -> None:
     assert 0.008 < sr.robust_noise(y) < 0.012
 
 
+def test_zero_phase_smooths_each_phase_on_its_own() -> None:
+    """A start splits the smoothing: the values after it do not feel the level before
+    it, and each phase is smoothed as if it were alone."""
+    y = np.concatenate([np.full(10, 0.3), np.full(10, 0.19)])
+    y[12] = 0.18
+    joined = sr.zero_phase(y, 0.7)
+    split = sr.zero_phase(y, 0.7, (10,))
+    assert joined[10] > 0.2  # dragged up by the level before the drop
+    assert np.allclose(split[:10], 0.3) and split[10:].max() < 0.191
+    assert np.allclose(split[10:], sr.zero_phase(y[10:], 0.7))
+    assert int(np.argmin(split)) == 12 and int(np.argmin(joined)) > 12
+    # Starts outside (0, len) change nothing.
+    assert np.array_equal(sr.zero_phase(y, 0.7, (0, 20)), joined)
+
+
+def test_features_split_smoothing_at_logged_lr_drops() -> None:
+    """Each logged LR drop by 2x or more starts a phase (a drop after the last evaluation
+    gives the run's length); a smaller decrease does not."""
+    step = np.arange(1, 21, dtype=np.int64) * 10
+    val = np.concatenate([np.full(10, 0.3), np.full(10, 0.19)])
+    lr_step = np.concatenate([step, [210]])
+    lr = np.concatenate([np.full(5, 0.1), np.full(5, 0.07), np.full(10, 0.007), [0.0007]])
+    rc = _rc(step, val)
+    curves = dict(rc.curves)
+    curves["lr"] = Curve("lr", TagRole(Role.LR), lr_step, np.zeros(lr_step.size), lr)
+    view = view_of(RunCurves("r", curves))
+    assert view is not None
+    feat = features_of(view)
+    assert feat.drops == (10, 20)
+    assert feat.zero[10] < 0.2
+    plain = view_of(rc)
+    assert plain is not None and features_of(plain).drops == ()
+
+
 def test_oriented_turns_accuracy_into_error() -> None:
     """A fraction to maximise becomes 1 - value."""
     s = sr.oriented(sr.clean([0, 1], [0.5, 0.75]), Direction.MAX)

@@ -152,6 +152,9 @@ class Features:
         level: the scale for relative thresholds (``best`` for positive losses).
         segment: index in ``x`` where the current segment starts (after the warm-up,
             the last step decay, and the highest early point).
+        drops: indices in ``x`` of the first evaluation after each logged drop of the
+            learning rate by ``LR_DROP_FACTOR`` (``len(x)`` for a drop after the last
+            one), in order. ``zero`` smooths each phase between them on its own.
         train_smooth: smoothed training loss at ``x`` (NaN before its first point), or None.
     """
 
@@ -166,6 +169,7 @@ class Features:
     best: float
     level: float
     segment: int
+    drops: tuple[int, ...]
     train_smooth: F64 | None
 
 
@@ -184,29 +188,51 @@ def features_of(view: RunView) -> Features:
         ts, tv = view.train.finite_part()
         tsm = sr.ema(tv, sr.ema_beta(int(tv.size)))
         train_smooth = np.interp(x, ts.astype(np.float64), tsm, left=np.nan)
+    drops = _lr_drops(view, x)
     return Features(
         n=int(values.size),
         x=x,
         y=y,
         per=per,
         smooth=smooth,
-        zero=sr.zero_phase(y, beta),
+        # Smoothing across a logged LR drop would drag the values after it up towards
+        # the level before it, for a span of points, and so move the minimum late.
+        zero=sr.zero_phase(y, beta, drops),
         beta=beta,
         noise=noise,
         best=best,
         level=level,
-        segment=_segment_start(view, x, y, smooth, noise=noise, level=level),
+        segment=_segment_start(view, x, y, smooth, drops, noise=noise, level=level),
+        drops=drops,
         train_smooth=train_smooth,
     )
 
 
+def _lr_drops(view: RunView, x: F64) -> tuple[int, ...]:
+    """Indices into ``x`` of the first evaluation after each logged LR drop."""
+    if view.lr is None or len(view.lr) < 3:
+        return ()
+    ls, lv = view.lr.finite_part()
+    if lv.size < 3:
+        return ()
+    after = ls[np.nonzero(lv[1:] * LR_DROP_FACTOR <= lv[:-1])[0] + 1].astype(np.float64)
+    return tuple(int(i) for i in np.searchsorted(x, after))
+
+
 def _segment_start(
-    view: RunView, x: F64, y: F64, smooth: F64, *, noise: float, level: float
+    view: RunView,
+    x: F64,
+    y: F64,
+    smooth: F64,
+    drops: tuple[int, ...],
+    *,
+    noise: float,
+    level: float,
 ) -> int:
     """Where the current phase of training starts, as an index into ``x``.
 
     Three things end a phase: a warm-up (the LR rising at the start), a step decay (the
-    LR dropping by ``LR_DROP_FACTOR`` or the loss dropping by a level shift), and the
+    last of ``drops``, or the loss dropping by a level shift), and the
     flat or rising start before the loss begins to fall (the highest point in the
     first half).
     """
@@ -222,9 +248,8 @@ def _segment_start(
                 # End of warm-up: the first time the LR stops rising.
                 stop = int(np.argmin(rising)) if not bool(rising.all()) else lv.size - 1
                 start = max(start, int(np.searchsorted(x, float(ls[stop]))))
-            drops = np.nonzero(lv[1:] * LR_DROP_FACTOR <= lv[:-1])[0]
-            if drops.size:
-                start = max(start, int(np.searchsorted(x, float(ls[drops[-1] + 1]))))
+    if drops:
+        start = max(start, drops[-1])
     d = np.diff(y)
     centred = d - np.median(d)
     shift = (centred < -LEVEL_SHIFT_SIGMA * noise * math.sqrt(2.0)) & (

@@ -10,6 +10,7 @@ instability (paper-notes §5.3). Smoothing and noise estimation skip non-finite 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -182,13 +183,23 @@ def robust_noise(values: F64) -> float:
     return _MAD_TO_SD * mad / math.sqrt(6.0)
 
 
-def zero_phase(values: F64, beta: float) -> F64:
+def zero_phase(values: F64, beta: float, starts: tuple[int, ...] = ()) -> F64:
     """Forward then backward debiased EMA: smooth without shifting features in time.
 
     Used to locate a minimum: a causal average puts it late by about its span.
+
+    Args:
+        values: the points.
+        beta: EMA decay.
+        starts: indices where a new phase of training starts (a step decay of the
+            learning rate): each phase is smoothed on its own, so that the level before
+            a drop does not drag the smoothed values after it up for a span of points.
     """
-    fwd = ema(values, beta)
-    out: F64 = ema(fwd[::-1].copy(), beta)[::-1].copy()
+    out: F64 = np.empty_like(values)
+    bounds = [0, *(i for i in starts if 0 < i < values.size), values.size]
+    for lo, hi in itertools.pairwise(bounds):
+        fwd = ema(values[lo:hi], beta)
+        out[lo:hi] = ema(fwd[::-1].copy(), beta)[::-1]
     return out
 
 
