@@ -172,13 +172,18 @@ def test_a_rise_after_a_step_decay_stays_overfitting() -> None:
     """The minimum after an LR drop is found right after the drop, not dragged later by
     smoothing across it: the alert opens once and the run ends overfitting (smoothing
     across the drop moved the minimum later as the points accumulated, the measured
-    rise fell under 2%, and the alert resolved on a curve still 6% above its best)."""
+    rise fell under 2%, and the alert resolved on a curve still 6% above its best). The
+    rise is measured against the noise of the phase after the drop."""
     lr = np.repeat([0.04, 0.004, 0.0004], [13, 13, 14])
     alerts, summary = replay_run(run(np.array(STEP_VAL), np.array(STEP_TRAIN), lr))
     assert [(a.event.value, a.finding.diagnosis) for a in alerts] == [
         ("opened", Diagnosis.OVERFITTING)
     ]
     assert summary.diagnosis is Diagnosis.OVERFITTING
+    # Its z is in units of the noise after the drop (0.0024), not of the large LR's
+    # swings before it (0.0048, which held the alert back until step 2900).
+    assert alerts[0].finding.step == 2400
+    assert alerts[0].finding.evidence["noise"] < 0.003
     f = overfitting.detect(run(np.array(STEP_VAL), np.array(STEP_TRAIN), lr))
     assert f is not None and f.evidence["min_step"] == 1500.0
     assert f.evidence["rise_pct"] > 4.0

@@ -58,6 +58,21 @@ def test_rise_after_min_sees_a_v_and_not_a_plateau() -> None:
     assert r2.z < 3
 
 
+def test_rise_after_min_takes_no_point_before_the_phase_start() -> None:
+    """With the minimum right after a drop, the median around it uses only points of its
+    own phase: the higher level before the drop would hide the rise."""
+    from advisor.core.series import zero_phase
+
+    y = np.concatenate([np.full(10, 0.3), 0.19 + 0.001 * np.arange(10)])
+    smooth = zero_phase(y, 0.5, (10,))
+    assert int(np.argmin(smooth)) == 10
+    within = fit.rise_after_min(y, smooth, 0.001, 6, start=10)
+    across = fit.rise_after_min(y, smooth, 0.001, 6)
+    assert within.min_index == across.min_index == 10
+    assert abs(within.rise - 0.005) < 1e-9  # medians 0.1965 and 0.1915
+    assert across.rise < 0.004  # three points at 0.3 lift the median around it
+
+
 def test_slow_test_tells_a_slow_decay_from_a_fast_one() -> None:
     """A fast decay needs no slow term (statistic ~ 0); a slow one needs it strongly; the
     free fit's fall to the planned end is reported (within 2x: it extrapolates from 30%

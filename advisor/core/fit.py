@@ -333,7 +333,7 @@ class Rise:
     after: int
 
 
-def rise_after_min(y: F64, smoothed: F64, noise: float, window: int) -> Rise:
+def rise_after_min(y: F64, smoothed: F64, noise: float, window: int, start: int = 0) -> Rise:
     """Has the curve risen since the minimum of its smoothed version?
 
     Comparing medians (of the raw points around the minimum and of the last ``window``
@@ -345,6 +345,8 @@ def rise_after_min(y: F64, smoothed: F64, noise: float, window: int) -> Rise:
         smoothed: their smoothed version, same length.
         noise: point noise sd of ``y``.
         window: points per median (at least 2).
+        start: the first index the median around the minimum may use (the start of the
+            minimum's phase: the points before an LR drop sit at another level).
 
     Returns:
         The rise test; ``after`` is 0 when the minimum is at the end.
@@ -355,7 +357,7 @@ def rise_after_min(y: F64, smoothed: F64, noise: float, window: int) -> Rise:
     if after < 2:
         return Rise(m, 0.0, 0.0, 1.0, after)
     half = max(1, window // 2)
-    around = y[max(0, m - half) : m + half + 1]
+    around = y[max(start, m - half) : m + half + 1]
     recent = y[max(m + 1, n - window) :]
     rise = float(np.median(recent) - np.median(around))
     se = _MEDIAN_EFFICIENCY * noise * math.sqrt(1.0 / around.size + 1.0 / recent.size)

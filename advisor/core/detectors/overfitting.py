@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.core import confidence as cf
+from advisor.core import series as sr
 from advisor.core.features import Features
 from advisor.core.features import RunView
 from advisor.core.features import features_of
@@ -124,7 +125,14 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
         return None
     y = feat.y
     window = int(np.clip(y.size // params.window_div, params.min_window, params.max_window))
-    rise = rise_after_min(y, feat.zero, feat.noise, window)
+    # After a logged LR drop the noise is the new phase's: a large LR's swings before it
+    # would inflate it (our choice: at least 8 points to estimate it from).
+    m = int(np.argmin(feat.zero))
+    start = max((d for d in feat.drops if d <= m), default=0)
+    noise = feat.noise
+    if start > 0 and y.size - start >= 8:
+        noise = sr.robust_noise(y[start:])
+    rise = rise_after_min(y, feat.zero, noise, window, start=start)
     if rise.after < params.min_after or rise.min_index < 1:
         return None
     descent = float(feat.zero[0] - feat.zero[rise.min_index])
@@ -144,7 +152,7 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
         "rise_pct": 100.0 * rise_rel,
         "rise_z": rise.z,
         "p_value": rise.p_value,
-        "noise": feat.noise,
+        "noise": noise,
     }
     train_p = 1.0  # two-sided p-value of the training loss falling since the minimum
     ts = feat.train_smooth
