@@ -101,7 +101,11 @@ class Pipeline:
         Args:
             rc: the run's curves as they stand (every point so far).
             clock: the time now, for evaluations whose format logs no wall time; None
-                when replaying (their step is used).
+                when replaying. Such evaluations then have no time at all, so the
+                throttle's cooldown (in seconds) does not apply to them: counted in steps
+                (or epochs), it silenced an alert that reopened in the same run, which
+                ``watch`` sends once the cooldown has passed. The core's own debouncing
+                (``ReplayParams.resolve_patience``) still damps flapping.
         """
         track = self.runs.get(rc.run, RunTrack())
         overrides = overrides_for(rc.run, self.hparams)
@@ -129,17 +133,23 @@ class Pipeline:
                             last=analysis)  # fmt: skip
             track, firing = self._firing(rc, track, overrides)
             wall = when_of(rc, int(steps[i]))[1]
+            timeless = wall is None and clock is None
             now = wall if wall is not None else clock if clock is not None else float(steps[i])
             self.throttle_state, out = throttle.step(
-                self.throttle_state, rc.run, firing, now, self.throttle_params,
-                at_step=int(steps[i]),
+                self.throttle_state, rc.run, firing, now,
+                self._untimed if timeless else self.throttle_params, at_step=int(steps[i]),
             )  # fmt: skip
-            if wall is None and clock is None:
+            if timeless:
                 # Replaying a log without wall times: its "now" was a step, not a time.
                 out = [replace(a, wall_time=None) for a in out]
             alerts.extend(out)
         self.runs[rc.run] = track
         return alerts
+
+    @property
+    def _untimed(self) -> ThrottleParams:
+        """The throttle's parameters for evaluations that have no time (no cooldown)."""
+        return replace(self.throttle_params, cooldown=0.0)
 
     def _firing(
         self, rc: RunCurves, track: RunTrack, overrides: Mapping[str, Any]

@@ -18,6 +18,7 @@ from advisor.model import AlertEvent
 from advisor.model import Curve
 from advisor.model import Role
 from advisor.model import RunCurves
+from advisor.model import TagRole
 from advisor.pipeline import Pipeline
 from advisor.replay import summarise
 from advisor.ruleset import load_rulebook
@@ -51,6 +52,34 @@ def test_pipeline_matches_the_core_timeline(scenario) -> None:
     core_alerts, _ = replay_run(rc, EXACT)
     pipe = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN)
     assert events(pipe.advance(rc)) == events(core_alerts)
+
+
+def _two_episodes(wall: np.ndarray) -> RunCurves:
+    """Validation loss that oscillates twice (evaluations 20-33 and 60-73), calm between."""
+    n = wall.size
+    i = np.arange(1, n + 1, dtype=float)
+    rng = np.random.default_rng(0)
+    val = (0.4 + 2.0 * np.exp(-i / 3.0)) * (1 + 0.01 * rng.standard_normal(n))
+    swing = 1 + 0.3 * np.where(np.arange(14) % 2 == 0, 1.0, -1.0)
+    val[20:34] *= swing
+    val[60:74] *= swing
+    step = np.arange(1, n + 1, dtype=np.int64)
+    return RunCurves("r", {"val_loss": Curve("val_loss", TagRole(Role.VAL_LOSS), step, wall, val)})
+
+
+def test_a_log_without_wall_times_replays_without_the_cooldown() -> None:
+    """Steps are not seconds: an alert that reopens 23 epochs after it resolved is sent
+    when the log has no wall times (it was silenced for good: 600 "seconds" of epochs).
+    With wall times a second apart the cooldown still holds it back."""
+    want = [("opened", "instability", 25), ("resolved", "instability", 43),
+            ("opened", "instability", 66)]  # fmt: skip
+    core, _ = replay_run(_two_episodes(np.full(90, np.nan)), EXACT)
+    assert events(core) == want
+    untimed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(np.full(90, np.nan)))
+    assert events(untimed) == want
+    assert all(a.wall_time is None for a in untimed)
+    timed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(1.7e9 + np.arange(90.0)))
+    assert events(timed) == want[:2]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS[:8], ids=lambda s: s.name)
