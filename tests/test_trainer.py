@@ -112,6 +112,7 @@ def test_step_decay_and_constant() -> None:
         ({"min_lr": 0.5}, "min_lr must be below lr (0.1) but got 0.5"),
         ({"momentum": 0.0, "nesterov": True}, "nesterov needs momentum > 0"),
         ({"batch_size": 0}, "batch_size must be >= 1 but got 0"),
+        ({"log_every": 0}, "log_every must be >= 1 but got 0"),
     ],
 )
 def test_config_rejects_bad_values(change: dict[str, object], needle: str) -> None:
@@ -215,6 +216,29 @@ def test_logs_carry_every_tag_and_the_hparams(tmp_path: Path) -> None:
     assert int(last["step"]) == 90
     assert float(last["val_loss"]) == result.final_val_loss
     assert float(last["val_accuracy"]) == result.final_val_accuracy
+
+
+def test_log_every_adds_batch_losses_that_the_advisor_reads(tmp_path: Path) -> None:
+    """With log_every, every 10th batch's loss goes to the event file under its own tag
+    (metrics.csv keeps one row per evaluation), and the advisor takes that longer curve
+    as the run's training loss."""
+    from advisor.api import load_store
+    from advisor.config import Settings
+    from advisor.core.features import view_of
+    from advisor.trainer.runlog import BATCH_TAG
+    from advisor.trainer.train import train
+
+    logdir = tmp_path / "run"
+    train(TINY.replace(log_every=10), logdir, quiet=True)
+    scalars, _ = _read_events(logdir)
+    assert [step for step, _ in scalars[BATCH_TAG]] == list(range(10, 91, 10))
+    assert all(math.isfinite(v) and v > 0 for _, v in scalars[BATCH_TAG])
+    assert len((logdir / "metrics.csv").read_text().splitlines()) == 3
+    settings = Settings()
+    store = load_store([logdir], settings)
+    view = view_of(store.curves(store.runs()[0], settings.roles))
+    assert view is not None and view.train is not None
+    assert view.train.step.tolist() == list(range(10, 91, 10))
 
 
 def test_same_seed_same_logs(tmp_path: Path) -> None:

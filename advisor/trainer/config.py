@@ -50,6 +50,10 @@ class TrainConfig:
             are judged on the same validation set.
         seed: seeds initialisation and batch order.
         eval_every: also evaluate every this many iterations (None: once per epoch).
+        log_every: also log the training loss of every this many batches, as
+            ``train/loss_step`` in the event file (None: only the mean over the batches
+            since the last evaluation, ``train/loss``), as Lightning's
+            ``log_every_n_steps`` or HF's ``logging_steps`` do.
         stop_on_nan: stop at the first evaluation whose losses are not finite.
     """
 
@@ -76,6 +80,7 @@ class TrainConfig:
     split_seed: int = 0
     seed: int = 0
     eval_every: int | None = None
+    log_every: int | None = None
     stop_on_nan: bool = True
 
     def __post_init__(self) -> None:
@@ -111,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in (0, 1) but got {self.val_fraction}")
         if self.eval_every is not None:
             _at_least("eval_every", self.eval_every, 1)
+        if self.log_every is not None:
+            _at_least("log_every", self.log_every, 1)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""

@@ -44,6 +44,9 @@ TAGS = {
     "batch_size": "batch_size",
     "epoch": "epoch",
 }
+# The training loss of single batches, with ``TrainConfig.log_every`` (the event file only:
+# ``metrics.csv`` has one row per evaluation).
+BATCH_TAG = "train/loss_step"
 # The metrics the hparams plugin shows next to the hyper-parameters.
 HPARAM_METRICS = ("val/loss", "val/accuracy")
 # torch's builder of the experiment, session-start and session-end summaries (untyped).
@@ -92,6 +95,11 @@ class RunLog:
         self._csv_file.write(",".join(_cell(getattr(ev, c)) for c in CSV_COLUMNS) + "\n")
         self._csv_file.flush()
         self._writer.flush()
+
+    def write_batch(self, step: int, loss: float) -> None:
+        """Log one batch's training loss to the event file (flushed with the next
+        evaluation, as SummaryWriter's own buffering would)."""
+        self._writer.add_scalar(BATCH_TAG, loss, global_step=step)
 
     def close(self) -> None:
         """Flush and close both files."""

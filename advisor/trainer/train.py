@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +70,7 @@ def train(
     schedule = build_schedule(config, iters_per_epoch)
     with _torch_settings(num_threads), RunLog(logdir, config.hparams()) as log:
         torch.manual_seed(config.seed)
-        loop = _Loop(config, data, schedule, iters_per_epoch)
+        loop = _Loop(config, data, schedule, iters_per_epoch, log.write_batch)
         history: list[Evaluation] = []
         with Progress(config.epochs, enabled=not quiet) as bar:
             for ev in loop.run():
@@ -98,9 +99,15 @@ class _Loop:
     """The training loop as a generator of evaluations."""
 
     def __init__(
-        self, config: TrainConfig, data: Dataset, schedule: Schedule, iters_per_epoch: int
+        self,
+        config: TrainConfig,
+        data: Dataset,
+        schedule: Schedule,
+        iters_per_epoch: int,
+        log_batch: Callable[[int, float], None],
     ) -> None:
         self.config = config
+        self.log_batch = log_batch
         self.schedule = schedule
         self.iters_per_epoch = iters_per_epoch
         self.x_train = torch.from_numpy(data.x_train)
@@ -134,6 +141,8 @@ class _Loop:
                 idx = perm[start : start + cfg.batch_size]
                 loss, hits = self._step(step, self.x_train[idx], self.y_train[idx])
                 step += 1
+                if cfg.log_every and step % cfg.log_every == 0:
+                    self.log_batch(step, loss)
                 loss_sum += loss * len(idx)
                 correct += hits
                 seen += len(idx)
