@@ -17,6 +17,7 @@ from advisor.trainer.config import TrainConfig
 from advisor.trainer.presets import PRESETS
 from advisor.trainer.presets import get_preset
 from advisor.trainer.schedules import Constant
+from advisor.trainer.schedules import Cosine
 from advisor.trainer.schedules import OneCycle
 from advisor.trainer.schedules import RangeTest
 from advisor.trainer.schedules import StepDecay
@@ -98,6 +99,26 @@ def test_step_decay_and_constant() -> None:
     built = build_schedule(TINY.replace(schedule="step", epochs=9), iters_per_epoch=5)
     assert isinstance(built, StepDecay)
     assert built.step_size == 15  # a third of the run by default
+
+
+def test_cosine_matches_torchs_cosine_annealing() -> None:
+    """The cosine schedule is PyTorch's CosineAnnealingLR (T_max = the run, eta_min 0)
+    stepped once per iteration: the same LR at every iteration."""
+    import torch
+
+    total = 50
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    want = []
+    for _ in range(total):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    built = build_schedule(TINY.replace(schedule="cosine", lr=0.2, epochs=10), iters_per_epoch=5)
+    assert isinstance(built, Cosine)
+    assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert built.lr(total) == pytest.approx(0.0, abs=1e-12) and built.momentum(7) == 0.9
+    assert "gamma" not in TINY.replace(schedule="cosine").hparams()
 
 
 # --- config and data -------------------------------------------------------------------

@@ -56,6 +56,24 @@ class StepDecay:
 
 
 @dataclass(frozen=True, slots=True)
+class Cosine:
+    """LR annealed from ``base_lr`` to 0 along half a cosine over ``total`` iterations
+    (PyTorch's ``CosineAnnealingLR`` with ``T_max`` the run and ``eta_min`` 0, stepped
+    per iteration); constant momentum."""
+
+    base_lr: float
+    base_momentum: float
+    total: int
+
+    def lr(self, it: int) -> float:
+        frac = min(max(it, 0), self.total) / self.total
+        return 0.5 * self.base_lr * (1.0 + math.cos(math.pi * frac))
+
+    def momentum(self, it: int) -> float:
+        return self.base_momentum
+
+
+@dataclass(frozen=True, slots=True)
 class OneCycle:
     """Smith's 1cycle in the shape of his Caffe runs (paper-notes §3).
 
@@ -146,6 +164,8 @@ def build_schedule(config: TrainConfig, iters_per_epoch: int) -> Schedule:
     if config.schedule == "step":
         step_size = config.decay_epochs() * iters_per_epoch
         return StepDecay(config.lr, config.momentum, step_size, config.gamma)
+    if config.schedule == "cosine":
+        return Cosine(config.lr, config.momentum, total)
     if config.schedule == "1cycle":
         low = config.start_lr()
         stepsize = max(1, math.floor(config.cycle_frac * total / 2))
