@@ -71,6 +71,8 @@ class Analysis:
         last_step: the last validation step seen.
         stuck: the validation loss has made no progress since its first evaluation
             (``instability.stuck``).
+        fits_training: the model fits its training data far better than the validation
+            set (``underfitting.fits_training_data``).
     """
 
     run: str
@@ -82,6 +84,7 @@ class Analysis:
     points: int
     last_step: int
     stuck: bool = False
+    fits_training: bool = False
 
 
 def analyze(rc: RunCurves, params: AnalysisParams | None = None) -> Analysis:
@@ -140,7 +143,12 @@ def _analyze_view(view: RunView, params: AnalysisParams) -> Analysis:
         healthy = plateau.detect_features(view, feat, params.plateau)
         found.extend(f for f in (over, under, healthy) if f is not None)
     stuck = instability.stuck(view, view.val.finite_part()[1], params.instability)
+    fits = underfitting.fits_training_data(view, feat, params.underfitting.max_train_ratio)
     if not found:
-        return Analysis(view.run, Diagnosis.UNKNOWN, None, (), trend, None, points, last, stuck)
+        return Analysis(
+            view.run, Diagnosis.UNKNOWN, None, (), trend, None, points, last, stuck, fits
+        )
     top = found[0]
-    return Analysis(view.run, top.diagnosis, top, tuple(found), trend, None, points, last, stuck)
+    return Analysis(
+        view.run, top.diagnosis, top, tuple(found), trend, None, points, last, stuck, fits
+    )

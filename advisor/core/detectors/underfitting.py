@@ -175,7 +175,7 @@ def detect_features(
     view: RunView, feat: Features, params: UnderfittingParams, fit: TrendFit | None = None
 ) -> Finding | None:
     """Underfitting from an already built view and its features (and phase fit)."""
-    if _fits_training_data(view, feat, params.max_train_ratio):
+    if fits_training_data(view, feat, params.max_train_ratio):
         return None
     frac = view.elapsed()
     if frac is not None and frac <= params.plan_max_elapsed:
@@ -299,10 +299,14 @@ def _planned(
     )
 
 
-def _fits_training_data(view: RunView, feat: Features, max_ratio: float) -> bool:
-    """Is the smoothed training loss under ``max_ratio`` of the validation loss now?"""
+def fits_training_data(view: RunView, feat: Features, max_ratio: float) -> bool:
+    """Is the smoothed training loss under ``max_ratio`` of the validation loss now?
+
+    Then the validation loss still creeping down is not underfitting: no alert opens, and
+    an open one does not stay open on it (``core.timeline``).
+    """
     ts = feat.train_smooth
-    if not view.val_is_loss or ts is None or not np.isfinite(ts[-1]):
+    if not view.val_is_loss or ts is None or ts.size == 0 or not np.isfinite(ts[-1]):
         return False
     return bool(0.0 <= ts[-1] < max_ratio * feat.smooth[-1])
 
