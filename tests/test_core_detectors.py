@@ -16,6 +16,8 @@ from advisor.core.detectors import instability
 from advisor.core.detectors import overfitting
 from advisor.core.detectors import plateau
 from advisor.core.detectors import underfitting
+from advisor.core.features import features_of
+from advisor.core.features import view_of
 from advisor.core.timeline import replay_run
 from advisor.model import Curve
 from advisor.model import Diagnosis
@@ -264,6 +266,23 @@ def test_a_model_that_fits_its_training_data_is_not_underfitting(
     train = train_share * (0.5 + 2.0 * np.exp(-IDX / 120.0))
     f = underfitting.detect(run(val, train), underfitting.UnderfittingParams())
     assert (f is not None and f.diagnosis is Diagnosis.UNDERFITTING) is underfit
+
+
+def test_a_training_loss_that_just_fell_fits_its_training_data_now() -> None:
+    """The training-data test reads the last few points, not the smoothed training loss:
+    a training loss that fell to a twentieth of the validation loss in the last four
+    evaluations (a 1cycle's or cosine's annealing) leaves its average far above."""
+    val = noisy(0.5 + 2.0 * np.exp(-IDX / 120.0))
+    train = 0.95 * (0.5 + 2.0 * np.exp(-IDX / 120.0))
+    train[-4:] = 0.05 * val[-4:]
+    rc = run(val, train)
+    view = view_of(rc)
+    assert view is not None
+    feat = features_of(view)
+    assert feat.train_smooth is not None and feat.train_smooth[-1] > 0.25 * feat.smooth[-1]
+    assert underfitting.fits_training_data(view, feat, 0.25)
+    assert underfitting.detect(rc, underfitting.UnderfittingParams()) is None
+    assert underfitting.detect(run(val, 0.95 * val)) is not None
 
 
 @pytest.mark.parametrize(("rel", "underfit"), [(0.005, True), (0.05, False)])
