@@ -223,6 +223,36 @@ def test_an_underfitting_alert_resolves_once_the_model_fits_its_training_data() 
     assert summary.diagnosis is Diagnosis.HEALTHY
 
 
+# A real 1cycle run whose maximum LR is 20 times too low (``advisor train --preset
+# one-cycle --lr 0.005 --min-lr 0.0005 --seed 10``): 55% accuracy, the validation loss
+# still falling at the end of the cycle.
+ONE_CYCLE_LOW_VAL = [
+    2.2866, 2.1896, 1.8312, 1.7123, 1.6069, 1.5085, 1.4361, 1.3897, 1.3266, 1.3607,
+    1.2912, 1.2537, 1.2006, 1.1872, 1.1873, 1.1631, 1.1514, 1.1257, 1.0941, 1.0867,
+]  # fmt: skip
+ONE_CYCLE_LOW_TRAIN = [
+    2.2975, 2.2494, 2.0248, 1.7672, 1.6548, 1.5585, 1.4740, 1.4107, 1.3653, 1.3122,
+    1.2769, 1.2333, 1.2114, 1.1739, 1.1374, 1.1155, 1.0915, 1.0614, 1.0307, 1.0077,
+]  # fmt: skip
+ONE_CYCLE_LOW_LR = [
+    0.000996, 0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004, 0.0045, 0.005, 0.0045, 0.004,
+    0.0035, 0.003, 0.0025, 0.002, 0.0015, 0.001, 0.000504, 0.000253, 5e-06,
+]  # fmt: skip
+
+
+def test_still_falling_at_the_end_of_a_1cycle_is_underfitting() -> None:
+    """The LR annealed to zero at the end of a 1cycle halves between evaluations without
+    being a step decay, so the phase after the peak is judged whole: underfitting at the
+    last evaluation (it restarted the phase there, and the run ended "healthy")."""
+    rc = run(np.array(ONE_CYCLE_LOW_VAL), np.array(ONE_CYCLE_LOW_TRAIN),
+             np.array(ONE_CYCLE_LOW_LR))  # fmt: skip
+    alerts, summary = replay_run(rc)
+    assert [(a.event.value, a.finding.diagnosis, a.finding.step) for a in alerts] == [
+        ("opened", Diagnosis.UNDERFITTING, 2000)
+    ]
+    assert summary.diagnosis is Diagnosis.UNDERFITTING
+
+
 def test_a_rise_while_the_lr_climbs_is_not_overfitting() -> None:
     """A 1cycle run: the loss rises 40% while the LR ramps to its peak, with the training
     loss falling, and comes down as the LR anneals. With a constant LR the same curves

@@ -69,8 +69,9 @@ def test_zero_phase_smooths_each_phase_on_its_own() -> None:
 
 
 def test_features_split_smoothing_at_logged_lr_drops() -> None:
-    """Each logged LR drop by 2x or more starts a phase (a drop after the last evaluation
-    gives the run's length); a smaller decrease does not."""
+    """Each logged LR drop by 2x or more from a flat LR starts a phase (a drop after the
+    last evaluation gives the run's length); a smaller decrease does not, nor an LR
+    annealed smoothly to zero."""
     step = np.arange(1, 21, dtype=np.int64) * 10
     val = np.concatenate([np.full(10, 0.3), np.full(10, 0.19)])
     lr_step = np.concatenate([step, [210]])
@@ -85,6 +86,11 @@ def test_features_split_smoothing_at_logged_lr_drops() -> None:
     assert feat.zero[10] < 0.2
     plain = view_of(rc)
     assert plain is not None and features_of(plain).drops == ()
+    # An LR annealed to zero halves between its last values without a step decay.
+    anneal = np.concatenate([np.full(12, 0.1), np.linspace(0.1, 0.0, 10)[1:]])
+    curves["lr"] = Curve("lr", TagRole(Role.LR), lr_step[:-1], np.zeros(20), anneal[1:])
+    annealed = view_of(RunCurves("r", curves))
+    assert annealed is not None and features_of(annealed).drops == ()
 
 
 def test_oriented_turns_accuracy_into_error() -> None:

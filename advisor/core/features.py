@@ -33,8 +33,12 @@ LEVEL_SHIFT_SIGMA = 8.0
 # ...and at least this fraction of the current level, so that noise-free synthetic
 # curves (noise ~ 0) do not see a level shift in every step (our choice).
 LEVEL_SHIFT_REL = 0.04
-# An LR falling by at least this factor between two logged values is a step decay.
+# An LR falling by at least this factor between two logged values is a step decay...
 LR_DROP_FACTOR = 2.0
+# ...when it was flat before: its last two values within this fraction of each other
+# (float noise in a logged constant; a 1cycle or cosine LR changes by more than 1% per
+# evaluation wherever it halves between two).
+LR_FLAT_REL = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +213,22 @@ def features_of(view: RunView) -> Features:
 
 
 def _lr_drops(view: RunView, x: F64) -> tuple[int, ...]:
-    """Indices into ``x`` of the first evaluation after each logged LR drop."""
+    """Indices into ``x`` of the first evaluation after each logged step decay of the LR.
+
+    A step decay is a drop by ``LR_DROP_FACTOR`` from an LR that was flat: the last two
+    values before it within ``LR_FLAT_REL`` of each other (the first logged value counts
+    as flat). An LR annealed smoothly to zero (1cycle's last phase, cosine, linear decay)
+    halves between consecutive logged values near its end without any step decay.
+    """
     if view.lr is None or len(view.lr) < 3:
         return ()
     ls, lv = view.lr.finite_part()
     if lv.size < 3:
         return ()
-    after = ls[np.nonzero(lv[1:] * LR_DROP_FACTOR <= lv[:-1])[0] + 1].astype(np.float64)
+    drop = lv[1:] * LR_DROP_FACTOR <= lv[:-1]
+    flat = np.ones(lv.size - 1, dtype=bool)
+    flat[1:] = np.abs(lv[1:-1] - lv[:-2]) <= LR_FLAT_REL * np.abs(lv[:-2])
+    after = ls[np.nonzero(drop & flat)[0] + 1].astype(np.float64)
     return tuple(int(i) for i in np.searchsorted(x, after))
 
 
