@@ -156,9 +156,9 @@ class Features:
         level: the scale for relative thresholds (``best`` for positive losses).
         segment: index in ``x`` where the current segment starts (after the warm-up,
             the last step decay, and the highest early point).
-        drops: indices in ``x`` of the first evaluation after each logged drop of the
-            learning rate by ``LR_DROP_FACTOR`` (``len(x)`` for a drop after the last
-            one), in order. ``zero`` smooths each phase between them on its own.
+        drops: indices in ``x`` of the first evaluation after each logged step decay of
+            the learning rate (``_lr_drops``; ``len(x)`` for one after the last
+            evaluation), in order. ``zero`` smooths each phase between them on its own.
         train_smooth: smoothed training loss at ``x`` (NaN before its first point), or None.
     """
 
@@ -245,9 +245,8 @@ def _segment_start(
     """Where the current phase of training starts, as an index into ``x``.
 
     Three things end a phase: a warm-up (the LR rising at the start), a step decay (the
-    last of ``drops``, or the loss dropping by a level shift), and the
-    flat or rising start before the loss begins to fall (the highest point in the
-    first half).
+    last of ``drops``, or the loss dropping by a level shift), and the flat or rising
+    start before the loss begins to fall (the highest point in the first half).
     """
     n = int(y.size)
     if n < 3:
