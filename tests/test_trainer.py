@@ -454,12 +454,17 @@ def test_lr_range_run_prints_the_log_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "says"),
-    [(["--seeds", "8-x"], "--seeds '8-x'"), (["--presets", "good,nope"], "unknown presets")],
+    [
+        (["--seeds", "8-x"], "--seeds '8-x'"),
+        (["--presets", "good,nope"], "unknown presets"),
+        (["--log-every", "0"], "--log-every 0: expected a number of batches"),
+    ],
 )
 def test_trainer_suite_generator_rejects_bad_arguments(
     tmp_path: Path, args: list[str], says: str
 ) -> None:
-    """Bad seeds or preset names: a one-line usage error, nothing trained or deleted."""
+    """Bad seeds, preset names or batch-logging interval: a one-line usage error, nothing
+    trained or deleted."""
     keep = tmp_path / "trainer" / "keep.txt"
     keep.parent.mkdir()
     keep.write_text("x")
