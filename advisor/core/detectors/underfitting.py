@@ -13,7 +13,8 @@ evaluations (paper-notes §2 row 2: "drops fast at first, then goes flat"); a de
 that has not slowed after ``min_points`` evaluations is underfitting.
 
 When the logs state the planned length of training (``RunView.elapsed``), time is known
-directly, and early in the run (up to ``plan_max_elapsed`` of it) the detector also asks:
+directly, and early in the run (up to ``plan_max_elapsed`` of it, while the LR has not
+been annealed below ``plan_min_lr_rel`` of its peak) the detector also asks:
 can a healthy decay explain the current phase? A likelihood-ratio test
 (``fit.slow_test``) compares the best fit by decays whose time constants are at most
 ``plan_tau_fast`` of the planned run (a healthy run flattens early: paper-notes §2 row 2)
@@ -22,6 +23,10 @@ still bring ``plan_min_remaining_rel`` of the level by the planned end, is under
 (§2 row 1: "keeps falling with no plateau"; §5.2: if the best checkpoint falls in the
 last part of the run, train longer). This needs no count of evaluations, so a long run
 is flagged at a fifth to a quarter of its length instead of after 10-15 evaluations.
+
+Neither test calls a fast fall underfitting (over ``max_drop_rel`` of the level per third
+of the phase, or faster than a healthy decay in the planned test): a decaying LR brings
+the loss down steeply a second time, and that is not a LR too small to learn.
 
 NaN/inf policy: uses the finite points only. Minimum points: ``min_points`` finite
 evaluations in the current phase.
@@ -72,6 +77,16 @@ class UnderfittingParams:
             phase must be over: 3 time constants of 4 evaluations and some).
         min_drop_rel: the fitted fall over the last third must exceed this fraction of
             the level (below it the curve is horizontal in practice, cf. paper-notes §5.1).
+        max_drop_rel: ...and stay under this one: a loss that falls by more than a
+            quarter of its level over a third of the phase is in a fast phase (at that
+            pace it halves within about the phase's length again), not held back by a
+            small LR. The count-based tests read such a fall as "not slowing down" when a
+            decaying LR brings the loss down a second time: the reference trainer's CNN
+            at LR 0.07-0.1 with cosine annealing (``--schedule cosine``; 34 runs of
+            five variants) was alerted mid-run by them in 11, falling 32-93% of the level
+            over the last third; the alerts resolved a few epochs later. Where
+            underfitting opened by these tests: the reference trainer's runs with a LR
+            10-40x too low 5.6-14.6%, the tune suite's up to 19.3%.
         plan_tau_fast: with a planned length: the slowest time constant of a healthy
             decay, as a fraction of the planned run (measured on the tune suite, whose
             healthy runs fall with time constants of at most 0.12 of the run and whose
@@ -97,6 +112,14 @@ class UnderfittingParams:
             not a clean test of this one parameter.
         plan_min_points: evaluations in the phase the planned test needs (the plateau
             detector's minimum for any diagnosis).
+        plan_min_lr_rel: ...and the logged LR must still be at least this fraction of its
+            peak in the phase. The test's healthy run, a decay that flattens early, does
+            not hold once a schedule anneals the LR: annealing brings the loss down a
+            second time, late, and the test took that drop for a slow decay (the same 34
+            runs: 5 alerted at 27-35% of the run, the LR at 73-83% of its peak).
+            Underfitting runs it flagged with a cosine schedule (LR 10-40x too low) were
+            at 93-96% of the peak, except 3 at 77-86% that the count-based tests now flag
+            3-7 evaluations later. A linear decay passes 90% a tenth of the way down.
         long_points: a phase of at least this many evaluations (twice ``min_points``, so
             that a healthy run's fast phase is over)...
         long_drop_rel: ...whose fitted fall over its last third still exceeds this
@@ -148,6 +171,8 @@ class UnderfittingParams:
     long_points: int = 20
     long_min_elapsed: float = 0.75
     max_train_ratio: float = 0.25
+    max_drop_rel: float = 0.25
+    plan_min_lr_rel: float = 0.9
 
     def __post_init__(self) -> None:
         if not (self.plan_tau_fast > 0 and self.plan_min_lam > 0):
@@ -183,7 +208,7 @@ def detect_features(
     if fits_training_data(view, feat, params.max_train_ratio):
         return None
     frac = view.elapsed()
-    if frac is not None and frac <= params.plan_max_elapsed:
+    if frac is not None and frac <= params.plan_max_elapsed and not _annealing(view, feat, params):
         # The planned length says how far the run is: it replaces the count prior.
         return _planned(view, feat, params, frac)
     seg = feat.segment
@@ -215,7 +240,7 @@ def detect_features(
         and drop_rel >= params.long_drop_rel
         and last_drop >= params.long_drop_sigma * feat.noise
     )
-    if not (steady or far) or drop_rel < params.min_drop_rel:
+    if not (steady or far) or not params.min_drop_rel <= drop_rel <= params.max_drop_rel:
         return None
     evidence = {
         "slope_ratio": ratio,
@@ -302,6 +327,12 @@ def _planned(
             "phase_start_step": float(x[0]),
         },
     )
+
+
+def _annealing(view: RunView, feat: Features, params: UnderfittingParams) -> bool:
+    """Has the logged LR come down below ``plan_min_lr_rel`` of its peak in the phase?"""
+    rel = view.lr_from_peak(int(feat.x[feat.segment]))
+    return rel is not None and rel < params.plan_min_lr_rel
 
 
 # Points whose median is "now" for the training-data test.
