@@ -18,6 +18,7 @@ from advisor.trainer.presets import PRESETS
 from advisor.trainer.presets import get_preset
 from advisor.trainer.schedules import Constant
 from advisor.trainer.schedules import Cosine
+from advisor.trainer.schedules import LinearDecay
 from advisor.trainer.schedules import OneCycle
 from advisor.trainer.schedules import RangeTest
 from advisor.trainer.schedules import StepDecay
@@ -119,6 +120,28 @@ def test_cosine_matches_torchs_cosine_annealing() -> None:
     assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)
     assert built.lr(total) == pytest.approx(0.0, abs=1e-12) and built.momentum(7) == 0.9
     assert "gamma" not in TINY.replace(schedule="cosine").hparams()
+
+
+def test_linear_matches_torchs_linear_lr_to_zero() -> None:
+    """The linear schedule is PyTorch's LinearLR from 1 to 0 over the run (Hugging Face's
+    default scheduler without warm-up), stepped once per iteration."""
+    import torch
+
+    total = 50
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+    sched = torch.optim.lr_scheduler.LinearLR(
+        opt, start_factor=1.0, end_factor=0.0, total_iters=total
+    )
+    want = []
+    for _ in range(total):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    built = build_schedule(TINY.replace(schedule="linear", lr=0.2, epochs=10), iters_per_epoch=5)
+    assert isinstance(built, LinearDecay)
+    assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert built.lr(total) == pytest.approx(0.0, abs=1e-12) and built.momentum(7) == 0.9
+    assert "gamma" not in TINY.replace(schedule="linear").hparams()
 
 
 # --- config and data -------------------------------------------------------------------

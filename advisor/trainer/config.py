@@ -10,12 +10,19 @@ from typing import Literal
 
 DatasetName = Literal["digits", "mnist1d"]
 ModelName = Literal["mlp", "cnn"]
-ScheduleName = Literal["constant", "step", "cosine", "1cycle", "range"]
+ScheduleName = Literal["constant", "step", "cosine", "linear", "1cycle", "range"]
 RangeMode = Literal["linear", "exponential"]
 
 DATASETS: tuple[DatasetName, ...] = ("digits", "mnist1d")
 MODELS: tuple[ModelName, ...] = ("mlp", "cnn")
-SCHEDULES: tuple[ScheduleName, ...] = ("constant", "step", "cosine", "1cycle", "range")
+SCHEDULES: tuple[ScheduleName, ...] = (
+    "constant",
+    "step",
+    "cosine",
+    "linear",
+    "1cycle",
+    "range",
+)
 RANGE_MODES: tuple[RangeMode, ...] = ("linear", "exponential")
 
 
@@ -38,8 +45,9 @@ class TrainConfig:
         batch_size: examples per iteration.
         epochs: passes over the training set.
         schedule: ``constant``, ``step`` (decay), ``cosine`` (annealing to zero over the
-            run, as PyTorch's ``CosineAnnealingLR`` and most recipes), ``1cycle`` or
-            ``range`` (LR range test).
+            run, as PyTorch's ``CosineAnnealingLR`` and most recipes), ``linear``
+            (decay to zero over the run, Hugging Face's default scheduler without
+            warm-up), ``1cycle`` or ``range`` (LR range test).
         step_epochs: for ``step``, epochs between decays (default a third of the run).
         gamma: for ``step``, the factor applied at each decay.
         cycle_frac: for ``1cycle``, the part of the run taken by the two linear phases

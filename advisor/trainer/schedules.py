@@ -74,6 +74,23 @@ class Cosine:
 
 
 @dataclass(frozen=True, slots=True)
+class LinearDecay:
+    """LR falling linearly from ``base_lr`` to 0 over ``total`` iterations (Hugging
+    Face's ``get_linear_schedule_with_warmup`` with no warm-up, PyTorch's ``LinearLR``
+    from 1 to 0); constant momentum."""
+
+    base_lr: float
+    base_momentum: float
+    total: int
+
+    def lr(self, it: int) -> float:
+        return self.base_lr * (1.0 - min(max(it, 0), self.total) / self.total)
+
+    def momentum(self, it: int) -> float:
+        return self.base_momentum
+
+
+@dataclass(frozen=True, slots=True)
 class OneCycle:
     """Smith's 1cycle in the shape of his Caffe runs (paper-notes §3).
 
@@ -166,6 +183,8 @@ def build_schedule(config: TrainConfig, iters_per_epoch: int) -> Schedule:
         return StepDecay(config.lr, config.momentum, step_size, config.gamma)
     if config.schedule == "cosine":
         return Cosine(config.lr, config.momentum, total)
+    if config.schedule == "linear":
+        return LinearDecay(config.lr, config.momentum, total)
     if config.schedule == "1cycle":
         low = config.start_lr()
         stepsize = max(1, math.floor(config.cycle_frac * total / 2))
