@@ -97,17 +97,6 @@ class RunView:
         after = lv[ls >= step]
         return after.size > 1 and bool(np.max(after) > after[0])
 
-    def lr_from_peak(self, since: int) -> float | None:
-        """The last logged learning rate over the largest logged from step ``since`` on;
-        None when no LR is logged there (or the largest is not positive)."""
-        if self.lr is None:
-            return None
-        ls, lv = self.lr.finite_part()
-        after = lv[ls >= since]
-        if after.size == 0 or not float(np.max(after)) > 0:
-            return None
-        return float(after[-1] / np.max(after))
-
     def upto(self, step: int) -> RunView:
         """The view as it was when ``step`` had just been logged."""
         return RunView(

@@ -13,8 +13,7 @@ evaluations (paper-notes §2 row 2: "drops fast at first, then goes flat"); a de
 that has not slowed after ``min_points`` evaluations is underfitting.
 
 When the logs state the planned length of training (``RunView.elapsed``), time is known
-directly, and early in the run (up to ``plan_max_elapsed`` of it, while the LR has not
-been annealed below ``plan_min_lr_rel`` of its peak) the detector also asks:
+directly, and early in the run (up to ``plan_max_elapsed`` of it) the detector also asks:
 can a healthy decay explain the current phase? A likelihood-ratio test
 (``fit.slow_test``) compares the best fit by decays whose time constants are at most
 ``plan_tau_fast`` of the planned run (a healthy run flattens early: paper-notes §2 row 2)
@@ -24,9 +23,9 @@ still bring ``plan_min_remaining_rel`` of the level by the planned end, is under
 last part of the run, train longer). This needs no count of evaluations, so a long run
 is flagged at a fifth to a quarter of its length instead of after 10-15 evaluations.
 
-Neither test calls a fast fall underfitting (over ``max_drop_rel`` of the level per third
-of the phase, or faster than a healthy decay in the planned test): a decaying LR brings
-the loss down steeply a second time, and that is not a LR too small to learn.
+Neither test calls a fast fall underfitting (over ``max_drop_rel`` or
+``plan_max_drop_rel`` of the level per third of the phase): a decaying LR brings the loss
+down steeply a second time, and that is not a LR too small to learn.
 
 NaN/inf policy: uses the finite points only. Minimum points: ``min_points`` finite
 evaluations in the current phase.
@@ -83,10 +82,11 @@ class UnderfittingParams:
             small LR. The count-based tests read such a fall as "not slowing down" when a
             decaying LR brings the loss down a second time: the reference trainer's CNN
             at LR 0.07-0.1 with cosine annealing (``--schedule cosine``; 34 runs of
-            five variants) was alerted mid-run by them in 11, falling 32-93% of the level
-            over the last third; the alerts resolved a few epochs later. Where
-            underfitting opened by these tests: the reference trainer's runs with a LR
-            10-40x too low 5.6-14.6%, the tune suite's up to 19.3%.
+            five variants) or linear decay (6 runs) was alerted mid-run by them in 12,
+            falling 32-93% of the level over the last third; the alerts resolved a few
+            epochs later. Where underfitting opened by these tests: the reference
+            trainer's runs with a LR 10-40x too low 5.6-16.5% (constant, cosine and
+            linear schedules), the tune suite's up to 19.3% (holdout 19.9%).
         plan_tau_fast: with a planned length: the slowest time constant of a healthy
             decay, as a fraction of the planned run (measured on the tune suite, whose
             healthy runs fall with time constants of at most 0.12 of the run and whose
@@ -112,14 +112,18 @@ class UnderfittingParams:
             not a clean test of this one parameter.
         plan_min_points: evaluations in the phase the planned test needs (the plateau
             detector's minimum for any diagnosis).
-        plan_min_lr_rel: ...and the logged LR must still be at least this fraction of its
-            peak in the phase. The test's healthy run, a decay that flattens early, does
-            not hold once a schedule anneals the LR: annealing brings the loss down a
-            second time, late, and the test took that drop for a slow decay (the same 34
-            runs: 5 alerted at 27-35% of the run, the LR at 73-83% of its peak).
-            Underfitting runs it flagged with a cosine schedule (LR 10-40x too low) were
-            at 93-96% of the peak, except 3 at 77-86% that the count-based tests now flag
-            3-7 evaluations later. A linear decay passes 90% a tenth of the way down.
+        plan_max_drop_rel: ...and the loss must not fall, at its pace over the recent
+            half of the phase (Theil-Sen), by more than this fraction of the level over a
+            third of the phase (the count-based tests' ``max_drop_rel``, measured on the
+            recent slope: the fitted trend of a long phase is a slow decay that misses a
+            steep fall at its end). The planned test's healthy run, a decay that
+            flattens early, has no room for the second drop that a decaying LR brings,
+            and took it for a slow decay: the reference trainer's CNN at LR 0.07-0.1
+            with cosine annealing (34 runs) and linear decay (6 runs) alerted at 27-35%
+            of the run in 6, falling 32-64% at that pace; 2 more runs (constant and
+            step LR) 23-33%. Underfitting runs where this test opened: at most 14.6%
+            (the reference trainer's runs with a LR 10-40x too low under constant,
+            cosine and linear schedules, and the suites). 20%, between.
         long_points: a phase of at least this many evaluations (twice ``min_points``, so
             that a healthy run's fast phase is over)...
         long_drop_rel: ...whose fitted fall over its last third still exceeds this
@@ -172,7 +176,7 @@ class UnderfittingParams:
     long_min_elapsed: float = 0.75
     max_train_ratio: float = 0.25
     max_drop_rel: float = 0.25
-    plan_min_lr_rel: float = 0.9
+    plan_max_drop_rel: float = 0.2
 
     def __post_init__(self) -> None:
         if not (self.plan_tau_fast > 0 and self.plan_min_lam > 0):
@@ -208,7 +212,7 @@ def detect_features(
     if fits_training_data(view, feat, params.max_train_ratio):
         return None
     frac = view.elapsed()
-    if frac is not None and frac <= params.plan_max_elapsed and not _annealing(view, feat, params):
+    if frac is not None and frac <= params.plan_max_elapsed:
         # The planned length says how far the run is: it replaces the count prior.
         return _planned(view, feat, params, frac)
     seg = feat.segment
@@ -304,6 +308,8 @@ def _planned(
     remaining_rel = test.remaining / feat.level
     if recent.slope >= 0 or remaining_rel < params.plan_min_remaining_rel:
         return None
+    if -recent.slope * (x[-1] - x[0]) / 3.0 > params.plan_max_drop_rel * feat.level:
+        return None
     if view.val_is_loss and _too_steep_to_be_slow(x, recent, params.plan_tau_fast * end):
         return None
     conf = cf.combine(
@@ -327,12 +333,6 @@ def _planned(
             "phase_start_step": float(x[0]),
         },
     )
-
-
-def _annealing(view: RunView, feat: Features, params: UnderfittingParams) -> bool:
-    """Has the logged LR come down below ``plan_min_lr_rel`` of its peak in the phase?"""
-    rel = view.lr_from_peak(int(feat.x[feat.segment]))
-    return rel is not None and rel < params.plan_min_lr_rel
 
 
 # Points whose median is "now" for the training-data test.
