@@ -77,9 +77,8 @@ class UnderfittingParams:
         min_drop_rel: the fitted fall over the last third must exceed this fraction of
             the level (below it the curve is horizontal in practice, cf. paper-notes §5.1).
         max_drop_rel: ...and stay under this one: a loss that falls by more than a
-            quarter of its level over a third of the phase is in a fast phase (at that
-            pace it halves within about the phase's length again), not held back by a
-            small LR. The count-based tests read such a fall as "not slowing down" when a
+            quarter of its level over a third of the phase is in a fast phase, not held
+            back by a small LR. The count-based tests read such a fall as "not slowing down" when a
             decaying LR brings the loss down a second time: the reference trainer's CNN
             at LR 0.07-0.1 with cosine annealing (``--schedule cosine``; 34 runs of
             five variants) or linear decay (6 runs) was alerted mid-run by them in 12,
