@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from advisor.core.analysis import AnalysisParams
 from advisor.core.analysis import analyze
 from advisor.core.detectors import instability
 from advisor.core.detectors import overfitting
@@ -18,6 +19,7 @@ from advisor.core.detectors import plateau
 from advisor.core.detectors import underfitting
 from advisor.core.features import features_of
 from advisor.core.features import view_of
+from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
 from advisor.model import Curve
 from advisor.model import Diagnosis
@@ -277,6 +279,34 @@ def test_a_fast_fall_is_not_underfitting_by_the_planned_length() -> None:
     f = underfitting.detect(curves(12), loose)
     assert f is not None and f.evidence["elapsed_pct"] == 30.0
     assert underfitting.detect(curves(12)) is None
+
+
+# The reference trainer's ``overfit`` preset with cosine annealing (seed 9), first 16
+# epochs: the validation loss is lowest at epoch 6 while the training loss keeps falling.
+OVERFIT_COS_VAL = [
+    2.2444, 2.1076, 1.9331, 1.8118, 1.7968, 1.7609, 1.8091, 1.8124, 1.8175, 1.8378,
+    1.8897, 1.8591, 1.9404, 1.9823, 1.9758, 2.0354,
+]  # fmt: skip
+OVERFIT_COS_TRAIN = [
+    2.2872, 2.147, 1.9552, 1.7727, 1.6448, 1.5249, 1.4358, 1.3972, 1.2867, 1.1723,
+    1.1025, 0.9954, 0.916, 0.8544, 0.7725, 0.7052,
+]  # fmt: skip
+
+
+def test_a_training_loss_falling_since_the_minimum_confirms_a_rise_from_six_points() -> None:
+    """Six training-loss points falling since the validation minimum confirm a small,
+    steady rise (epoch 11); with a training-loss p-value of 1e-3, which the Mann-Kendall
+    test cannot reach on fewer than seven points, the alert waited for epoch 14."""
+
+    def first(params: overfitting.OverfittingParams) -> int:
+        rc = run(np.array(OVERFIT_COS_VAL), np.array(OVERFIT_COS_TRAIN))
+        analysis = AnalysisParams(overfitting=params, with_trend=False)
+        alerts, _ = replay_run(rc, ReplayParams(analysis))
+        assert alerts and alerts[0].finding.diagnosis is Diagnosis.OVERFITTING
+        return alerts[0].finding.step
+
+    assert first(overfitting.OverfittingParams()) == 1100
+    assert first(overfitting.OverfittingParams(train_strong_p=1e-3)) == 1400
 
 
 # A real 1cycle run whose maximum LR is 20 times too low (``advisor train --preset
