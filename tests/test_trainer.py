@@ -144,6 +144,40 @@ def test_linear_matches_torchs_linear_lr_to_zero() -> None:
     assert "gamma" not in TINY.replace(schedule="linear").hparams()
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "linear"])
+def test_warm_up_matches_hugging_faces_schedulers(schedule: str) -> None:
+    """With ``warmup_frac`` the LR rises linearly from 0 over the first ceil(frac x run)
+    iterations, then follows the schedule over the rest: the lambdas of Hugging Face's
+    ``get_constant_schedule_with_warmup``, ``get_cosine_schedule_with_warmup`` and
+    ``get_linear_schedule_with_warmup``, driven by PyTorch's LambdaLR."""
+    import torch
+
+    total, warmup = 50, 8  # ceil(0.15 * 50)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        if schedule == "linear":
+            return max(0.0, (total - step) / max(1, total - warmup))
+        return 1.0
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    want = []
+    for _ in range(total):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    config = TINY.replace(schedule=schedule, lr=0.2, epochs=10, warmup_frac=0.15)
+    built = build_schedule(config, iters_per_epoch=5)
+    assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert config.hparams()["warmup_frac"] == 0.15
+    assert "warmup_frac" not in TINY.replace(schedule="step").hparams()
+
+
 # --- config and data -------------------------------------------------------------------
 
 
@@ -155,6 +189,11 @@ def test_linear_matches_torchs_linear_lr_to_zero() -> None:
         ({"dataset": "cifar"}, "dataset must be one of digits, mnist1d but got 'cifar'"),
         ({"min_lr": 0.5}, "min_lr must be below lr (0.1) but got 0.5"),
         ({"momentum": 0.0, "nesterov": True}, "nesterov needs momentum > 0"),
+        ({"warmup_frac": 1.0}, "warmup_frac must be in [0, 1) but got 1.0"),
+        (
+            {"schedule": "step", "warmup_frac": 0.1},
+            "warmup_frac applies to constant, cosine, linear schedules but got schedule 'step'",
+        ),
         ({"batch_size": 0}, "batch_size must be >= 1 but got 0"),
         ({"log_every": 0}, "log_every must be >= 1 but got 0"),
     ],

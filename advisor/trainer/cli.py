@@ -108,6 +108,7 @@ def _summary(result: TrainResult) -> str:
 @click.option("--batch-size", type=int, help="Examples per iteration.")
 @click.option("--epochs", type=int, help="Passes over the training set.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), help="LR schedule.")
+@click.option("--warmup-frac", type=float, help="Part of the run with a linear LR warm-up.")
 @click.option("--dataset", type=click.Choice(DATASETS), help="Offline dataset.")
 @click.option("--model", type=click.Choice(MODELS), help="Model family.")
 @click.option("--width", type=int, help="Hidden units or channels per layer.")

@@ -48,6 +48,9 @@ class TrainConfig:
             run, as PyTorch's ``CosineAnnealingLR`` and most recipes), ``linear``
             (decay to zero over the run, Hugging Face's default scheduler without
             warm-up), ``1cycle`` or ``range`` (LR range test).
+        warmup_frac: for ``constant``, ``cosine`` and ``linear``, the part of the run
+            over which the LR first rises linearly from 0 (Hugging Face's
+            ``warmup_ratio``; the schedule then runs over the rest).
         step_epochs: for ``step``, epochs between decays (default a third of the run).
         gamma: for ``step``, the factor applied at each decay.
         cycle_frac: for ``1cycle``, the part of the run taken by the two linear phases
@@ -80,6 +83,7 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int = 20
     schedule: ScheduleName = "constant"
+    warmup_frac: float = 0.0
     step_epochs: int | None = None
     gamma: float = 0.1
     cycle_frac: float = 0.9
@@ -113,6 +117,13 @@ class TrainConfig:
             raise ValueError("nesterov needs momentum > 0 but got momentum 0")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0 but got {self.weight_decay}")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise ValueError(f"warmup_frac must be in [0, 1) but got {self.warmup_frac}")
+        if self.warmup_frac > 0 and self.schedule not in _WARMUP_SCHEDULES:
+            raise ValueError(
+                f"warmup_frac applies to {', '.join(_WARMUP_SCHEDULES)} schedules"
+                f" but got schedule {self.schedule!r}"
+            )
         if self.step_epochs is not None:
             _at_least("step_epochs", self.step_epochs, 1)
         if not 0.0 < self.gamma <= 1.0:
@@ -168,8 +179,12 @@ class TrainConfig:
         return self.step_epochs or max(self.epochs // 3, 1)
 
 
-# Fields that only one schedule reads.
+# Schedules that can start with a linear warm-up.
+_WARMUP_SCHEDULES = ("constant", "cosine", "linear")
+
+# Fields that only some schedules read.
 _SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
+    **{name: ("warmup_frac",) for name in _WARMUP_SCHEDULES},
     "step": ("step_epochs", "gamma"),
     "1cycle": ("min_lr", "min_momentum", "cycle_frac", "final_div"),
     "range": ("min_lr", "range_mode"),

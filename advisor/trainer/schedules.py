@@ -25,15 +25,27 @@ class Schedule(Protocol):
         ...
 
 
+def _warmed(it: int, warmup: int) -> tuple[float, int]:
+    """(factor of a linear warm-up over ``warmup`` iterations at iteration ``it``, the
+    iteration counted from the warm-up's end), as Hugging Face's schedulers: the factor
+    is ``it / warmup`` during it, 1 after."""
+    it = max(it, 0)
+    if it < warmup:
+        return it / warmup, 0
+    return 1.0, it - warmup
+
+
 @dataclass(frozen=True, slots=True)
 class Constant:
-    """The same LR and momentum throughout."""
+    """The same LR and momentum throughout, after an optional linear warm-up over
+    ``warmup`` iterations."""
 
     base_lr: float
     base_momentum: float
+    warmup: int = 0
 
     def lr(self, it: int) -> float:
-        return self.base_lr
+        return self.base_lr * _warmed(it, self.warmup)[0]
 
     def momentum(self, it: int) -> float:
         return self.base_momentum
@@ -59,15 +71,18 @@ class StepDecay:
 class Cosine:
     """LR annealed from ``base_lr`` to 0 along half a cosine over ``total`` iterations
     (PyTorch's ``CosineAnnealingLR`` with ``T_max`` the run and ``eta_min`` 0, stepped
-    per iteration); constant momentum."""
+    per iteration; with ``warmup``, Hugging Face's ``get_cosine_schedule_with_warmup``);
+    constant momentum."""
 
     base_lr: float
     base_momentum: float
     total: int
+    warmup: int = 0
 
     def lr(self, it: int) -> float:
-        frac = min(max(it, 0), self.total) / self.total
-        return 0.5 * self.base_lr * (1.0 + math.cos(math.pi * frac))
+        factor, since = _warmed(it, self.warmup)
+        frac = min(since, self.total - self.warmup) / (self.total - self.warmup)
+        return 0.5 * self.base_lr * factor * (1.0 + math.cos(math.pi * frac))
 
     def momentum(self, it: int) -> float:
         return self.base_momentum
@@ -76,15 +91,18 @@ class Cosine:
 @dataclass(frozen=True, slots=True)
 class LinearDecay:
     """LR falling linearly from ``base_lr`` to 0 over ``total`` iterations (Hugging
-    Face's ``get_linear_schedule_with_warmup`` with no warm-up, PyTorch's ``LinearLR``
-    from 1 to 0); constant momentum."""
+    Face's ``get_linear_schedule_with_warmup``, with ``warmup`` its warm-up; without,
+    PyTorch's ``LinearLR`` from 1 to 0); constant momentum."""
 
     base_lr: float
     base_momentum: float
     total: int
+    warmup: int = 0
 
     def lr(self, it: int) -> float:
-        return self.base_lr * (1.0 - min(max(it, 0), self.total) / self.total)
+        factor, since = _warmed(it, self.warmup)
+        span = self.total - self.warmup
+        return self.base_lr * factor * (1.0 - min(since, span) / span)
 
     def momentum(self, it: int) -> float:
         return self.base_momentum
@@ -176,15 +194,17 @@ def build_schedule(config: TrainConfig, iters_per_epoch: int) -> Schedule:
         ValueError: the run is too short for the schedule (1cycle needs >= 3 iterations).
     """
     total = config.epochs * iters_per_epoch
+    # Hugging Face rounds the warm-up up (``math.ceil(warmup_ratio * max_steps)``).
+    warmup = min(math.ceil(config.warmup_frac * total), total - 1)
     if config.schedule == "constant":
-        return Constant(config.lr, config.momentum)
+        return Constant(config.lr, config.momentum, warmup)
     if config.schedule == "step":
         step_size = config.decay_epochs() * iters_per_epoch
         return StepDecay(config.lr, config.momentum, step_size, config.gamma)
     if config.schedule == "cosine":
-        return Cosine(config.lr, config.momentum, total)
+        return Cosine(config.lr, config.momentum, total, warmup)
     if config.schedule == "linear":
-        return LinearDecay(config.lr, config.momentum, total)
+        return LinearDecay(config.lr, config.momentum, total, warmup)
     if config.schedule == "1cycle":
         low = config.start_lr()
         stepsize = max(1, math.floor(config.cycle_frac * total / 2))
