@@ -189,6 +189,8 @@ def test_warm_up_matches_hugging_faces_schedulers(schedule: str) -> None:
         ({"dataset": "cifar"}, "dataset must be one of digits, mnist1d but got 'cifar'"),
         ({"min_lr": 0.5}, "min_lr must be below lr (0.1) but got 0.5"),
         ({"momentum": 0.0, "nesterov": True}, "nesterov needs momentum > 0"),
+        ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw but got 'adam'"),
+        ({"optimizer": "adamw", "nesterov": True}, "nesterov needs optimizer 'sgd'"),
         ({"warmup_frac": 1.0}, "warmup_frac must be in [0, 1) but got 1.0"),
         (
             {"schedule": "step", "warmup_frac": 0.1},
@@ -372,6 +374,32 @@ def test_nan_stops_the_run(tmp_path: Path) -> None:
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert len(rows) == len(result.history) + 1
     assert "nan" in rows[-1] or "inf" in rows[-1]
+
+
+def test_adamw_cycles_beta1_and_learns(tmp_path: Path) -> None:
+    """With ``optimizer="adamw"`` the loop steps PyTorch's AdamW, whose beta1 follows the
+    schedule's momentum (1cycle: 0.95 -> 0.85 -> 0.95), and the run learns; the
+    hyper-parameters name the optimizer."""
+    import torch
+
+    from advisor.trainer.data import load_dataset
+    from advisor.trainer.train import _Loop
+    from advisor.trainer.train import train
+
+    cfg = TINY.replace(optimizer="adamw", schedule="1cycle", lr=0.01, momentum=0.95)
+    data = load_dataset(cfg.dataset, split_seed=0, val_fraction=cfg.val_fraction)
+    schedule = build_schedule(cfg, iters_per_epoch=45)
+    loop = _Loop(cfg, data, schedule, 45, lambda step, loss: None)
+    assert isinstance(loop.optimizer, torch.optim.AdamW)
+    betas = []
+    for it in (0, 40, 89):
+        loop._step(it, loop.x_train[:32], loop.y_train[:32])
+        betas.append(loop.optimizer.param_groups[0]["betas"][0])
+    assert betas == pytest.approx([schedule.momentum(it) for it in (0, 40, 89)])
+    assert betas[1] < betas[0] and betas[1] < betas[2]
+    result = train(cfg, tmp_path / "run", quiet=True)
+    assert result.final_val_loss < 0.5 * math.log(10)
+    assert cfg.hparams()["optimizer"] == "adamw"
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:

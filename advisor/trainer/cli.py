@@ -20,6 +20,7 @@ import click
 from advisor.errors import InputError
 from advisor.trainer.config import DATASETS
 from advisor.trainer.config import MODELS
+from advisor.trainer.config import OPTIMIZERS
 from advisor.trainer.config import RANGE_MODES
 from advisor.trainer.config import SCHEDULES
 from advisor.trainer.config import TrainConfig
@@ -102,7 +103,8 @@ def _summary(result: TrainResult) -> str:
 )
 @click.option("--lr", type=float, help="LR (1cycle: the maximum; range: the end LR).")
 @click.option("--min-lr", type=float, help="1cycle: the lowest LR; range: the start LR.")
-@click.option("--momentum", type=float, help="SGD momentum (1cycle: the maximum).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="SGD or AdamW.")
+@click.option("--momentum", type=float, help="SGD momentum, AdamW beta1 (1cycle: the maximum).")
 @click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum.")
 @click.option("--weight-decay", type=float, help="L2 weight decay.")
 @click.option("--batch-size", type=int, help="Examples per iteration.")

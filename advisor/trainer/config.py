@@ -12,6 +12,7 @@ DatasetName = Literal["digits", "mnist1d"]
 ModelName = Literal["mlp", "cnn"]
 ScheduleName = Literal["constant", "step", "cosine", "linear", "1cycle", "range"]
 RangeMode = Literal["linear", "exponential"]
+OptimizerName = Literal["sgd", "adamw"]
 
 DATASETS: tuple[DatasetName, ...] = ("digits", "mnist1d")
 MODELS: tuple[ModelName, ...] = ("mlp", "cnn")
@@ -24,6 +25,7 @@ SCHEDULES: tuple[ScheduleName, ...] = (
     "range",
 )
 RANGE_MODES: tuple[RangeMode, ...] = ("linear", "exponential")
+OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "adamw")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,9 @@ class TrainConfig:
         lr: the learning rate; for ``1cycle`` the maximum, for ``range`` the end LR.
         min_lr: for ``1cycle`` the LR the cycle starts and ends at (default ``lr / 10``,
             the paper's max/10); for ``range`` the start LR (default ``lr / 1000``).
+        optimizer: ``sgd`` (the paper's) or ``adamw`` (PyTorch's AdamW: decoupled weight
+            decay, ``momentum`` as its beta1 and 0.999 as beta2, as fastai's 1cycle
+            cycles beta1).
         momentum: SGD momentum; for ``1cycle`` the maximum of the cyclical momentum.
         min_momentum: for ``1cycle`` the momentum at the LR peak (paper: 0.95→0.85).
         nesterov: Nesterov momentum (the paper's Caffe solvers all use it).
@@ -76,6 +81,7 @@ class TrainConfig:
     depth: int = 2
     lr: float = 0.1
     min_lr: float | None = None
+    optimizer: OptimizerName = "sgd"
     momentum: float = 0.9
     min_momentum: float = 0.85
     nesterov: bool = False
@@ -102,6 +108,7 @@ class TrainConfig:
         _choice("model", self.model, MODELS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("range_mode", self.range_mode, RANGE_MODES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("width", "depth", "batch_size", "epochs"):
             _at_least(name, getattr(self, name), 1)
         _positive("lr", self.lr)
@@ -115,6 +122,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1) but got {value}")
         if self.nesterov and self.momentum <= 0:
             raise ValueError("nesterov needs momentum > 0 but got momentum 0")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(f"nesterov needs optimizer 'sgd' but got {self.optimizer!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0 but got {self.weight_decay}")
         if not 0.0 <= self.warmup_frac < 1.0:

@@ -1,4 +1,4 @@
-"""Train one :class:`TrainConfig` with SGD, logging every evaluation.
+"""Train one :class:`TrainConfig` with SGD or AdamW, logging every evaluation.
 
 Determinism: one seed drives initialisation and batch order, deterministic algorithms
 are switched on, and torch runs on one thread by default (measured here: with the other
@@ -95,6 +95,10 @@ def _torch_settings(num_threads: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic)
 
 
+# AdamW's second-moment decay (PyTorch's and fastai's default).
+_BETA2 = 0.999
+
+
 class _Loop:
     """The training loop as a generator of evaluations."""
 
@@ -117,13 +121,22 @@ class _Loop:
         self.model = build_model(
             config.model, data.input_shape, data.n_classes, config.width, config.depth
         )
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=schedule.lr(0),
-            momentum=schedule.momentum(0),
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
+        self.optimizer: torch.optim.Optimizer
+        if config.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(
+                self.model.parameters(),
+                lr=schedule.lr(0),
+                betas=(schedule.momentum(0), _BETA2),
+                weight_decay=config.weight_decay,
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                self.model.parameters(),
+                lr=schedule.lr(0),
+                momentum=schedule.momentum(0),
+                nesterov=config.nesterov,
+                weight_decay=config.weight_decay,
+            )
         self.loss_fn = nn.CrossEntropyLoss()
         # Batch order has its own generator, so it does not depend on how many random
         # numbers initialisation drew.
@@ -155,9 +168,13 @@ class _Loop:
                         return
 
     def _step(self, it: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        momentum = self.schedule.momentum(it)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(it)
-            group["momentum"] = self.schedule.momentum(it)
+            if "betas" in group:
+                group["betas"] = (momentum, _BETA2)
+            else:
+                group["momentum"] = momentum
         self.model.train()
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
