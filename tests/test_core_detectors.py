@@ -26,6 +26,7 @@ from advisor.model import Diagnosis
 from advisor.model import Direction
 from advisor.model import Role
 from advisor.model import RunCurves
+from advisor.model import Severity
 from advisor.model import TagRole
 
 N = 60
@@ -537,6 +538,35 @@ GOOD_S12_VAL = [
     0.3062, 0.2046, 0.2632, 0.1772, 0.2133, 0.1429, 0.1518, 0.153, 0.151, 0.1438, 0.1488,
     0.1466, 0.151, 0.1573, 0.1548, 0.1545, 0.2411, 0.1755,
 ]  # fmt: skip
+
+
+# The reference trainer's CNN at SGD LR 0.3 (``advisor train --lr 0.3 --seed 8``): the
+# first epoch kills the network, which then sits at chance (8% accuracy) for 40 epochs.
+DEAD_VAL = [
+    2.3224, 2.3258, 2.3213, 2.3103, 2.3151, 2.3078, 2.3272, 2.3168, 2.3203, 2.3131,
+    2.3246, 2.3134, 2.344, 2.3095,
+]  # fmt: skip
+DEAD_TRAIN = [
+    2.2244, 2.3238, 2.3295, 2.328, 2.3193, 2.3247, 2.328, 2.3211, 2.3224, 2.3261,
+    2.3268, 2.323, 2.3235, 2.3326,
+]  # fmt: skip
+
+
+def test_a_loss_that_never_falls_is_instability_after_twelve_evaluations() -> None:
+    """That run was "healthy" (a horizontal loss) to the end. Not while the LR rises (a
+    warm-up holds the loss up on purpose), nor when it falls slowly but surely."""
+    val, train = np.array(DEAD_VAL), np.array(DEAD_TRAIN)
+    assert instability.detect(run(val[:11], train[:11])) is None
+    f = instability.detect(run(val[:12], train[:12]))
+    assert f is not None and f.severity is Severity.CRITICAL
+    assert f.evidence["no_progress"] == 1.0 and f.evidence["best_to_first"] > 0.99
+    assert analyze(run(val, train)).diagnosis is Diagnosis.INSTABILITY
+    rising = np.linspace(0.01, 0.1, val.size)
+    assert instability.detect(run(val, train, rising)) is None
+    slow = noisy(2.3 * (1.0 - 0.003 * np.arange(val.size)), 0.003)
+    assert instability.detect(run(slow, slow)) is None
+    no_trend_test = instability.InstabilityParams(flat_trend_p=0.0)
+    assert instability.detect(run(slow, slow), no_trend_test) is not None
 
 
 # The reference trainer's ``lr-too-high`` (seed 8, 38.6% accuracy), first 20 epochs.

@@ -1,5 +1,5 @@
-"""Instability: NaN/inf, divergence, sharp jumps, repeated spikes, oscillation, and a
-training loss climbing back up.
+"""Instability: NaN/inf, divergence, sharp jumps, repeated spikes, oscillation, a
+training loss climbing back up, and a loss that never falls.
 
 Paper-notes §2 row 4: a sharp jump of the loss during the LR ramp is instability, not
 overfitting; §5.3: the paper gives no number, so divergence borrows fastai's rule (4x the
@@ -9,7 +9,8 @@ happens between two evaluations, overfitting drifts up over many.
 NaN/inf policy: any non-finite validation or training loss is instability (critical) at
 the first step where it appears; it is never dropped. Everything else uses the finite
 points. Minimum points: 1 for NaN/inf, 3 for jumps and divergence, ``osc_window`` for
-oscillation (``osc_window_stuck`` while the loss has made no progress).
+oscillation (``osc_window_stuck`` while the loss has made no progress), ``flat_points``
+for a loss that never falls.
 
 Oscillation reads the training loss where it is logged: swings of the validation loss
 of a model that fits its training data far better, or still learns fast, are not an
@@ -119,6 +120,20 @@ class InstabilityParams:
             independent noise about 0. Where the other gates pass, ``good`` reaches
             -0.66, the suites' oscillating runs -0.89 to -0.90 (two of them log no
             training loss). Our choice between.
+        flat_points: a validation loss that has made no progress after this many
+            evaluations is instability: a network killed by too large a first step sits
+            at its first value (the reference trainer's CNN at SGD LR 0.3: at chance,
+            8% accuracy, for 40 epochs, and "healthy" before), and so does a run that
+            cannot learn at all. No progress means...
+        flat_frac: ...the smoothed best still at least this fraction of the first
+            value...
+        flat_trend_p: ...and no falling trend over the run (Theil-Sen slope below zero
+            with a Mann-Kendall p-value at most this). Measured where the LR was not
+            rising and the trend test passed, after 12 evaluations or more: the runs of
+            the suites and of the reference trainer not labelled instability (over 700)
+            at most 0.865 (a slow underfitting run of the tune suite); the dead CNN 0.996;
+            ``lr-too-high`` runs up to 0.965 (instability either way). 0.95 and 12 are
+            our choices.
         max_spikes, sustain_frac, osc_window: our choices, not tuned.
     """
 
@@ -138,6 +153,9 @@ class InstabilityParams:
     osc_progress: float = 0.6
     osc_val_only_frac: float = 0.5
     osc_alternation: float = -0.8
+    flat_points: int = 12
+    flat_frac: float = 0.95
+    flat_trend_p: float = 0.05
     regress_frac: float = 0.5
     regress_p: float = 0.05
 
@@ -191,6 +209,9 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     if found is not None:
         return found
     found = _oscillation(view, steps, y, feat.level, params=params, last=last)
+    if found is not None:
+        return found
+    found = _no_progress(view, steps, y, smooth, params=params, last=last)
     if found is not None:
         return found
     if train is None or float(smooth[-1]) <= float(np.min(smooth)):
@@ -388,6 +409,38 @@ def _oscillation(
         last,
         f"validation {view.noun} oscillates by {rel * 100:.0f}% between evaluations",
         {"amplitude_rel": rel, "flips": flips, "trend_p": trend.p_value},
+    )
+
+
+def _no_progress(
+    view: RunView,
+    steps: np.ndarray,
+    y: np.ndarray,
+    smooth: np.ndarray,
+    *,
+    params: InstabilityParams,
+    last: int,
+) -> Finding | None:
+    """A validation loss that never fell: its smoothed best still within ``flat_frac`` of
+    the first evaluation after ``flat_points`` of them, with no falling trend, while the
+    LR is not rising (a warm-up or a range test holds the loss up on purpose)."""
+    if not view.val_is_loss or y.size < params.flat_points or y[0] <= 0:
+        return None
+    best = float(np.min(smooth)) / float(y[0])
+    if best < params.flat_frac or view.lr_rose_since(int(steps[0])):
+        return None
+    trend = theil_sen(steps.astype(np.float64), y)
+    if trend.slope < 0 and trend.p_value <= params.flat_trend_p:
+        return None
+    return Finding(
+        Diagnosis.INSTABILITY,
+        Severity.CRITICAL,
+        # 0.5 at the threshold, 1 for a loss still at its first value or above.
+        min(1.0, 0.5 + 0.5 * (best - params.flat_frac) / (1.0 - params.flat_frac)),
+        last,
+        f"validation {view.noun} has made no progress in {y.size} evaluations: its best is "
+        f"{100 * best:.0f}% of the first",
+        {"no_progress": 1.0, "best_to_first": best, "trend_p": trend.p_value},
     )
 
 
