@@ -106,7 +106,7 @@ def _summary(result: TrainResult) -> str:
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="SGD or AdamW.")
 @click.option("--momentum", type=float, help="SGD momentum, AdamW beta1 (1cycle: the maximum).")
 @click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum.")
-@click.option("--weight-decay", type=float, help="L2 weight decay.")
+@click.option("--weight-decay", type=float, help="Weight decay (SGD: L2; AdamW: decoupled).")
 @click.option("--batch-size", type=int, help="Examples per iteration.")
 @click.option("--epochs", type=int, help="Passes over the training set.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), help="LR schedule.")

@@ -46,7 +46,8 @@ class TrainConfig:
         momentum: SGD momentum; for ``1cycle`` the maximum of the cyclical momentum.
         min_momentum: for ``1cycle`` the momentum at the LR peak (paper: 0.95→0.85).
         nesterov: Nesterov momentum (the paper's Caffe solvers all use it).
-        weight_decay: L2 weight decay, as SGD's ``weight_decay`` (Caffe-style).
+        weight_decay: the optimizer's ``weight_decay``: L2 for SGD (Caffe-style),
+            decoupled for AdamW.
         batch_size: examples per iteration.
         epochs: passes over the training set.
         schedule: ``constant``, ``step`` (decay), ``cosine`` (annealing to zero over the
