@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +103,28 @@ def test_step_decay_and_constant() -> None:
     assert built.step_size == 15  # a third of the run by default
 
 
+def _torch_lrs(make: Callable[[Any], Any], total: int) -> list[float]:
+    """The LR of each of ``total`` iterations under the PyTorch scheduler ``make(opt)``
+    builds on an SGD optimizer at LR 0.2, stepped once per iteration."""
+    import torch
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+    sched = make(opt)
+    out = []
+    for _ in range(total):
+        out.append(float(opt.param_groups[0]["lr"]))
+        opt.step()
+        sched.step()
+    return out
+
+
 def test_cosine_matches_torchs_cosine_annealing() -> None:
     """The cosine schedule is PyTorch's CosineAnnealingLR (T_max = the run, eta_min 0)
     stepped once per iteration: the same LR at every iteration."""
     import torch
 
     total = 50
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    want = []
-    for _ in range(total):
-        want.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    want = _torch_lrs(lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, total), total)
     built = build_schedule(TINY.replace(schedule="cosine", lr=0.2, epochs=10), iters_per_epoch=5)
     assert isinstance(built, Cosine)
     assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)
@@ -128,15 +138,9 @@ def test_linear_matches_torchs_linear_lr_to_zero() -> None:
     import torch
 
     total = 50
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
-    sched = torch.optim.lr_scheduler.LinearLR(
-        opt, start_factor=1.0, end_factor=0.0, total_iters=total
+    want = _torch_lrs(
+        lambda opt: torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=total), total
     )
-    want = []
-    for _ in range(total):
-        want.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
     built = build_schedule(TINY.replace(schedule="linear", lr=0.2, epochs=10), iters_per_epoch=5)
     assert isinstance(built, LinearDecay)
     assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)
@@ -164,13 +168,7 @@ def test_warm_up_matches_hugging_faces_schedulers(schedule: str) -> None:
             return max(0.0, (total - step) / max(1, total - warmup))
         return 1.0
 
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    want = []
-    for _ in range(total):
-        want.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    want = _torch_lrs(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor), total)
     config = TINY.replace(schedule=schedule, lr=0.2, epochs=10, warmup_frac=0.15)
     built = build_schedule(config, iters_per_epoch=5)
     assert [built.lr(i) for i in range(total)] == pytest.approx(want, rel=1e-9, abs=1e-12)

@@ -68,44 +68,46 @@ class StepDecay:
 
 
 @dataclass(frozen=True, slots=True)
-class Cosine:
-    """LR annealed from ``base_lr`` to 0 along half a cosine over ``total`` iterations
-    (PyTorch's ``CosineAnnealingLR`` with ``T_max`` the run and ``eta_min`` 0, stepped
-    per iteration; with ``warmup``, Hugging Face's ``get_cosine_schedule_with_warmup``);
-    constant momentum."""
+class _Annealed:
+    """LR from ``base_lr`` down to 0 over ``total`` iterations along ``_shape``, after an
+    optional linear warm-up over the first ``warmup`` (then the shape spans the rest, as
+    Hugging Face's schedulers do); constant momentum."""
 
     base_lr: float
     base_momentum: float
     total: int
     warmup: int = 0
 
+    def _shape(self, frac: float) -> float:
+        """The LR factor at ``frac`` (0 to 1) of the way: 1 at 0, 0 at 1."""
+        raise NotImplementedError
+
     def lr(self, it: int) -> float:
         factor, since = _warmed(it, self.warmup)
-        frac = min(since, self.total - self.warmup) / (self.total - self.warmup)
-        return 0.5 * self.base_lr * factor * (1.0 + math.cos(math.pi * frac))
+        span = self.total - self.warmup
+        return self.base_lr * factor * self._shape(min(since, span) / span)
 
     def momentum(self, it: int) -> float:
         return self.base_momentum
 
 
 @dataclass(frozen=True, slots=True)
-class LinearDecay:
-    """LR falling linearly from ``base_lr`` to 0 over ``total`` iterations (Hugging
-    Face's ``get_linear_schedule_with_warmup``, with ``warmup`` its warm-up; without,
-    PyTorch's ``LinearLR`` from 1 to 0); constant momentum."""
+class Cosine(_Annealed):
+    """Half a cosine (PyTorch's ``CosineAnnealingLR`` with ``T_max`` the run and
+    ``eta_min`` 0, stepped per iteration; with ``warmup``, Hugging Face's
+    ``get_cosine_schedule_with_warmup``)."""
 
-    base_lr: float
-    base_momentum: float
-    total: int
-    warmup: int = 0
+    def _shape(self, frac: float) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
 
-    def lr(self, it: int) -> float:
-        factor, since = _warmed(it, self.warmup)
-        span = self.total - self.warmup
-        return self.base_lr * factor * (1.0 - min(since, span) / span)
 
-    def momentum(self, it: int) -> float:
-        return self.base_momentum
+@dataclass(frozen=True, slots=True)
+class LinearDecay(_Annealed):
+    """A straight line (Hugging Face's ``get_linear_schedule_with_warmup``; without a
+    warm-up, PyTorch's ``LinearLR`` from 1 to 0)."""
+
+    def _shape(self, frac: float) -> float:
+        return 1.0 - frac
 
 
 @dataclass(frozen=True, slots=True)
