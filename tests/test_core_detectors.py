@@ -554,7 +554,8 @@ DEAD_TRAIN = [
 
 def test_a_loss_that_never_falls_is_instability_after_twelve_evaluations() -> None:
     """That run was "healthy" (a horizontal loss) to the end. Not while the LR rises (a
-    warm-up holds the loss up on purpose), nor when it falls slowly but surely."""
+    warm-up holds the loss up on purpose), nor when it falls slowly but surely; after a
+    warm-up, once 12 evaluations have passed at the peak LR."""
     val, train = np.array(DEAD_VAL), np.array(DEAD_TRAIN)
     assert instability.detect(run(val[:11], train[:11])) is None
     f = instability.detect(run(val[:12], train[:12]))
@@ -563,6 +564,12 @@ def test_a_loss_that_never_falls_is_instability_after_twelve_evaluations() -> No
     assert analyze(run(val, train)).diagnosis is Diagnosis.INSTABILITY
     rising = np.linspace(0.01, 0.1, val.size)
     assert instability.detect(run(val, train, rising)) is None
+    # A warm-up's peak that kills the network: judged 12 evaluations after the peak.
+    val2, train2 = np.concatenate([val, val[:6]]), np.concatenate([train, train[:6]])
+    warm = np.minimum(np.arange(1, val2.size + 1) / 5.0, 1.0) * 0.3
+    assert instability.detect(run(val2[:15], train2[:15], warm[:15])) is None
+    f = instability.detect(run(val2[:16], train2[:16], warm[:16]))
+    assert f is not None and f.evidence["no_progress"] == 1.0
     slow = noisy(2.3 * (1.0 - 0.003 * np.arange(val.size)), 0.003)
     assert instability.detect(run(slow, slow)) is None
     no_trend_test = instability.InstabilityParams(flat_trend_p=0.0)

@@ -129,7 +129,7 @@ class InstabilityParams:
             value...
         flat_trend_p: ...and no falling trend over the run (Theil-Sen slope below zero
             with a Mann-Kendall p-value at most this). Measured where the LR was not
-            rising and the trend test passed, after 12 evaluations or more: the runs of
+            rising over the last 12 evaluations and the trend test passed: the runs of
             the suites and of the reference trainer not labelled instability (over 700)
             at most 0.865 (a slow underfitting run of the tune suite); the dead CNN 0.996;
             ``lr-too-high`` runs up to 0.965 (instability either way). 0.95 and 12 are
@@ -422,12 +422,13 @@ def _no_progress(
     last: int,
 ) -> Finding | None:
     """A validation loss that never fell: its smoothed best still within ``flat_frac`` of
-    the first evaluation after ``flat_points`` of them, with no falling trend, while the
-    LR is not rising (a warm-up or a range test holds the loss up on purpose)."""
+    the first evaluation after ``flat_points`` of them, with no falling trend, and the LR
+    not rising over the last ``flat_points`` (a warm-up or a range test holds the loss up
+    on purpose; a network that a warm-up's peak killed is caught once it is over)."""
     if not view.val_is_loss or y.size < params.flat_points or y[0] <= 0:
         return None
     best = float(np.min(smooth)) / float(y[0])
-    if best < params.flat_frac or view.lr_rose_since(int(steps[0])):
+    if best < params.flat_frac or view.lr_rose_since(int(steps[-params.flat_points])):
         return None
     trend = theil_sen(steps.astype(np.float64), y)
     if trend.slope < 0 and trend.p_value <= params.flat_trend_p:
