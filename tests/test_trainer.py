@@ -507,6 +507,13 @@ def test_train_command_overrides_the_preset(tmp_path: Path) -> None:
     assert f"log: {logdir}" in res.output
     row = (logdir / "metrics.csv").read_text().splitlines()[1].split(",")
     assert float(row[5]) == pytest.approx(0.02)
+    # --eval-every adds evaluations inside the epoch (45 iterations: at 20, 40 and 45).
+    res = CliRunner().invoke(
+        train_command, [*args, "--eval-every", "20", "--logdir", str(tmp_path / "e"), "--quiet"]
+    )
+    assert res.exit_code == 0, res.output
+    steps = [r.split(",")[0] for r in (tmp_path / "e" / "metrics.csv").read_text().splitlines()]
+    assert steps[1:] == ["20", "40", "45"]
 
 
 def test_train_command_bad_value_is_an_input_error(tmp_path: Path) -> None:

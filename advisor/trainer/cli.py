@@ -117,6 +117,7 @@ def _summary(result: TrainResult) -> str:
 @click.option("--depth", type=int, help="Hidden or convolution layers.")
 @click.option("--n-train", type=int, help="Keep only this many training examples.")
 @click.option("--seed", type=int, help="Seed of initialisation and batch order.")
+@click.option("--eval-every", type=int, help="Also evaluate every N iterations.")
 @click.option("--log-every", type=int, help="Also log every N-th batch's training loss.")
 @click.option("--logdir", type=click.Path(path_type=Path), help="Log directory (new).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
