@@ -126,6 +126,8 @@ class Pipeline:
             start = int((steps <= track.last_step).sum())
             before = None
         alerts: list[Alert] = []
+        # For evaluations that have no time: the throttle without its cooldown.
+        untimed = replace(self.throttle_params, cooldown=0.0)
         timeline = raw_timeline(view, self.params, start, before)
         for i, analysis in enumerate(timeline, start=start):
             hold, _ = hold_step(track.hold, analysis, self.params)
@@ -137,7 +139,7 @@ class Pipeline:
             now = wall if wall is not None else clock if clock is not None else float(steps[i])
             self.throttle_state, out = throttle.step(
                 self.throttle_state, rc.run, firing, now,
-                self._untimed if timeless else self.throttle_params, at_step=int(steps[i]),
+                untimed if timeless else self.throttle_params, at_step=int(steps[i]),
             )  # fmt: skip
             if timeless:
                 # Replaying a log without wall times: its "now" was a step, not a time.
@@ -145,11 +147,6 @@ class Pipeline:
             alerts.extend(out)
         self.runs[rc.run] = track
         return alerts
-
-    @property
-    def _untimed(self) -> ThrottleParams:
-        """The throttle's parameters for evaluations that have no time (no cooldown)."""
-        return replace(self.throttle_params, cooldown=0.0)
 
     def _firing(
         self, rc: RunCurves, track: RunTrack, overrides: Mapping[str, Any]
