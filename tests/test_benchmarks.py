@@ -106,8 +106,13 @@ def test_schedules_reports_runs_already_trained(tmp_path: Path) -> None:
 
 
 def test_schedules_rejects_unknown_groups(tmp_path: Path) -> None:
-    """--only with a group that does not exist is a usage error, before any training."""
+    """--only with a group that does not exist, or --seeds that are not seeds, is a usage
+    error before any training."""
     proc = _schedules("--out", str(tmp_path), "--only", "nope")
     assert proc.returncode == 2
     assert "unknown groups: nope" in proc.stderr
+    proc = _schedules("--out", str(tmp_path), "--seeds", "8-x")
+    assert proc.returncode == 2
+    assert "--seeds: expected e.g. 8-13 or 8,9 but got '8-x'" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())

@@ -525,6 +525,17 @@ def test_train_command_bad_value_is_an_input_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(train_command, ["--lr", "-1", "--logdir", str(tmp_path / "r")])
     assert isinstance(res.exception, InputError)
     assert "lr must be a positive number but got -1.0" in str(res.exception)
+    # The options added with the linear schedule, warm-up, AdamW and frequent evaluation.
+    for args, needle in [
+        (["--eval-every", "0"], "eval_every must be >= 1 but got 0"),
+        (["--warmup-frac", "1.5"], "warmup_frac must be in [0, 1) but got 1.5"),
+        (["--schedule", "step", "--warmup-frac", "0.1"], "warmup_frac applies to constant"),
+        (["--optimizer", "adamw", "--nesterov"], "nesterov needs optimizer 'sgd'"),
+    ]:
+        res = CliRunner().invoke(train_command, [*args, "--logdir", str(tmp_path / "r")])
+        assert isinstance(res.exception, InputError), args
+        assert needle in str(res.exception)
+    assert not (tmp_path / "r").exists()
 
 
 def test_lr_range_run_prints_the_log_directory(tmp_path: Path) -> None:
