@@ -521,11 +521,11 @@ def test_swings_of_a_loss_that_never_got_going_are_instability_after_eight_point
     assert (f is not None and "oscillates" in f.message) is unstable
     if f is not None:
         assert f.message.startswith("validation loss oscillates by")
-    if not unstable:  # the same swings, four more of them, are oscillation there too
-        val12 = 1.5 * level * (1 + 0.25 * np.where(np.arange(12) % 2 == 0, 1.0, -1.0))
-        val12[0] = 1.5
-        train12 = 0.95 * np.minimum.accumulate(val12)
-        f = instability.detect(run(val12, train12), instability.InstabilityParams())
+    if not unstable:  # a full window of the same swings is oscillation there too
+        swings = 1.5 * level * (1 + 0.25 * np.where(np.arange(12) % 2 == 0, 1.0, -1.0))
+        val13 = np.concatenate([[1.5], swings])
+        train13 = 0.95 * np.minimum.accumulate(val13)
+        f = instability.detect(run(val13, train13), instability.InstabilityParams())
         assert f is not None and "oscillates" in f.message
 
 
@@ -590,7 +590,7 @@ def test_without_a_training_loss_swings_far_below_the_start_need_a_regular_alter
     good = np.array(GOOD_S12_VAL)
     alerts, summary = replay_run(run(good))
     assert alerts == [] and summary.diagnosis is Diagnosis.HEALTHY
-    loose = instability.InstabilityParams(osc_val_only_frac=0.0)
+    loose = instability.InstabilityParams(osc_low_frac=0.0)
     assert any(
         (f := instability.detect(run(good[:k]), loose)) is not None and "oscillates" in f.message
         for k in range(12, good.size + 1)
@@ -603,6 +603,47 @@ def test_without_a_training_loss_swings_far_below_the_start_need_a_regular_alter
         ("opened", Diagnosis.INSTABILITY)
     ]
     assert "oscillates" in alerts[0].finding.message
+
+
+# The reference trainer's ``good`` evaluated every 25 steps (5 times per epoch, seed 8),
+# first 9 epochs: validation and training loss at the same steps.
+GOOD_E25_S8_VAL = [
+    2.192, 1.8588, 1.6911, 1.5928, 1.4203, 1.4399, 1.5435, 1.2746, 1.2534, 1.2305, 1.2487,
+    1.1578, 0.8917, 0.9686, 0.8143, 0.9118, 0.7833, 0.6832, 0.6813, 0.627, 0.6484, 0.5788,
+    0.5933, 0.5849, 0.5473, 0.7129, 0.5229, 0.4436, 0.4582, 0.6079, 0.4372, 0.7666, 0.4253,
+    0.3932, 0.4704, 0.4052, 0.4565, 0.3721, 0.3888, 0.3532, 0.3753, 0.3616, 0.3485, 0.328,
+    0.3755,
+]  # fmt: skip
+GOOD_E25_S8_TRAIN = [
+    2.2808, 1.9974, 1.7534, 1.6785, 1.566, 1.4469, 1.3823, 1.3383, 1.3522, 1.3536, 1.2721,
+    1.0991, 1.0478, 0.9172, 0.7407, 0.7077, 0.7719, 0.6835, 0.7136, 0.6207, 0.5769, 0.496,
+    0.5626, 0.4524, 0.4814, 0.467, 0.4979, 0.3772, 0.3587, 0.3539, 0.3356, 0.3477, 0.5139,
+    0.3689, 0.2964, 0.2763, 0.35, 0.2866, 0.2666, 0.3128, 0.2556, 0.2191, 0.2141, 0.2067,
+    0.2789,
+]  # fmt: skip
+
+
+def test_several_evaluations_per_epoch_irregular_swings_far_below_the_start_are_noise() -> None:
+    """With a training loss too: twelve evaluations cover 2.4 epochs here, early enough
+    that the training loss is still close to the validation loss and falls little within
+    the window, so only the level (a fifth of the first loss) and the irregular swings
+    (single spikes, not a period-2 alternation) tell this healthy run from an unstable
+    one."""
+    val, train = np.array(GOOD_E25_S8_VAL), np.array(GOOD_E25_S8_TRAIN)
+    alerts, summary = replay_run(run(val, train))
+    assert alerts == [] and summary.diagnosis is Diagnosis.HEALTHY
+    loose = instability.InstabilityParams(osc_low_frac=0.0)
+    assert any(
+        (f := instability.detect(run(val[:k], train[:k]), loose)) is not None
+        and "oscillates" in f.message
+        for k in range(12, val.size + 1)
+    )
+    # A regular alternation on the same low level is still oscillation.
+    wave = np.where(np.arange(12) % 2 == 0, 1.25, 0.75) * 0.4
+    f = instability.detect(
+        run(np.concatenate([val[:33], wave]), np.concatenate([train[:33], wave]))
+    )
+    assert f is not None and "oscillates" in f.message
 
 
 def _climbing_back() -> tuple[np.ndarray, np.ndarray]:
