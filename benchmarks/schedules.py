@@ -68,6 +68,7 @@ _LIN = {"schedule": "linear"}
 _LIN_WU = {"schedule": "linear", "warmup_frac": 0.1}
 _COS_WU = {"schedule": "cosine", "warmup_frac": 0.05}
 _ADAM = {"optimizer": "adamw"}
+_E25 = {"eval_every": 25}  # 5 evaluations per epoch of the CNN at batch 32
 
 FAMILIES: tuple[Family, ...] = (
     Family("cosine", "--preset good", "good", _COS, HEALTHY),
@@ -100,6 +101,11 @@ FAMILIES: tuple[Family, ...] = (
     Family("adamw", "AdamW --lr 0.001", "good", _ADAM | {"lr": 1e-3}),
     Family("adamw", "AdamW --lr 0.003", "good", _ADAM | {"lr": 3e-3}, OVER),
     Family("adamw", "SGD --lr 0.3", "good", {"lr": 0.3}, UNSTABLE),
+    Family("eval-every", "--preset good", "good", _E25, HEALTHY),
+    Family("eval-every", "--preset one-cycle", "one-cycle", _E25, HEALTHY),
+    Family("eval-every", "--preset lr-too-low", "lr-too-low", _E25, UNDER),
+    Family("eval-every", "--preset overfit", "overfit", _E25, OVER),
+    Family("eval-every", "--preset lr-too-high", "lr-too-high", _E25, UNSTABLE),
 )
 
 
@@ -154,14 +160,19 @@ def _alerts(runs: list[Run]) -> str:
         if not epochs:
             continue
         alerted = sum(any(d is diagnosis for d, _ in r.opened) for r in runs)
-        lo, hi = min(epochs), max(epochs)
-        at = f"epoch {lo:g}" if lo == hi else f"epochs {lo:g}-{hi:g}"
+        lo, hi = _epoch(min(epochs)), _epoch(max(epochs))
+        at = f"epoch {lo}" if lo == hi else f"epochs {lo}-{hi}"
         resolved = sum(d is diagnosis for r in runs for d in r.resolved)
         parts.append(
             f"{diagnosis.value} {alerted}, at {at}"
             + (f" ({resolved} resolved)" if resolved else "")
         )
     return "; ".join(parts) or "none"
+
+
+def _epoch(epoch: float) -> str:
+    """An epoch to one decimal: evaluations within an epoch fall between whole ones."""
+    return f"{epoch:.1f}".removesuffix(".0")
 
 
 def _ends(runs: list[Run]) -> str:
