@@ -155,6 +155,34 @@ def test_rising_train_loss_vetoes_overfitting() -> None:
     assert f is None
 
 
+# The reference trainer's ``lr-too-high`` evaluated 5 times per epoch (seed 9), first 24
+# evaluations: the training loss as high as the validation loss, and no lower since.
+LR_HIGH_E25_S9_VAL = [
+    1.876, 1.958, 2.0457, 1.6146, 1.3707, 1.4001, 1.363, 1.1098, 1.2964, 1.403, 1.4151,
+    1.2747, 1.2536, 1.2802, 0.9361, 1.0595, 1.1872, 1.234, 1.0234, 1.0519, 1.3666, 1.6768,
+    1.6807, 1.3781,
+]  # fmt: skip
+LR_HIGH_E25_S9_TRAIN = [
+    2.164, 1.7572, 1.6056, 1.7706, 1.4665, 1.3333, 1.4332, 1.2014, 1.2533, 1.2511, 1.2526,
+    1.243, 1.2555, 1.1094, 1.133, 0.9597, 1.1104, 1.1132, 1.1559, 0.9909, 1.0687, 1.3706,
+    1.8253, 1.4462,
+]  # fmt: skip
+
+
+def test_a_rise_without_a_generalisation_gap_is_not_overfitting() -> None:
+    """The validation loss up 56% since its minimum, while the training loss sits as
+    high (0.92 of it) and has not fallen since: there is no gap to grow. The same rise
+    with the training loss falling below it stays overfitting."""
+    val, train = np.array(LR_HIGH_E25_S9_VAL), np.array(LR_HIGH_E25_S9_TRAIN)
+    assert overfitting.detect(run(val, train)) is None
+    no_veto = overfitting.OverfittingParams(no_gap_ratio=math.inf)
+    f = overfitting.detect(run(val, train), no_veto)
+    assert f is not None and f.evidence["train_slope"] >= 0
+    below = 0.5 * np.minimum.accumulate(train) * np.linspace(1.0, 0.8, train.size)
+    f = overfitting.detect(run(val, below))
+    assert f is not None and f.diagnosis is Diagnosis.OVERFITTING
+
+
 # A real run of the reference trainer (``advisor train --dataset mnist1d --model cnn
 # --schedule step --seed 1``): LR 0.04, /10 at epochs 14 and 27. After the first drop the
 # validation loss bottoms out at 0.185 and creeps up to 0.197 while the training loss
