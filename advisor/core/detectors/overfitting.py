@@ -97,8 +97,8 @@ class OverfittingParams:
             slope not below zero) and sits, in median since then, at this fraction of
             the validation loss or above vetoes it too: a model that fits its training
             data no better than unseen data has no generalisation gap to grow. Measured
-            where an overfitting alert opened: the reference trainer's ``overfit`` runs
-            (over 100, every schedule) at most 0.77 with a falling training loss, the
+            where an overfitting alert opened: the reference trainer's runs (over 100:
+            ``overfit`` under every schedule, AdamW, step decays) at most 0.77, the
             suites' overfitting runs at most 0.81 (higher only where the training loss
             falls); ``lr-too-high`` evaluated 5 times per epoch at 0.92-1.00, its
             training loss flat or rising (3 alerts on seed 9, each resolved). 0.9, our
