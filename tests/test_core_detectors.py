@@ -533,6 +533,25 @@ def test_validation_swings_while_the_training_loss_still_falls_fast_are_not_osci
     assert (f is not None and "oscillates" in f.message) is unstable
 
 
+# The reference trainer's ``lr-too-high`` (seed 30), first 8 epochs: the label's first
+# bad point is the 10th; the last 8 sit, in median, at 0.77 of the first loss.
+LR_HIGH_S30_VAL = [1.6992, 1.2474, 1.3028, 0.9754, 1.444, 1.1909, 1.0616, 1.3817]
+LR_HIGH_S30_TRAIN = [1.8247, 1.3812, 1.3561, 1.2466, 1.2001, 1.1498, 1.2542, 1.2801]
+
+
+def test_a_loss_at_three_quarters_of_its_first_value_has_made_no_progress() -> None:
+    """Swinging around 0.77 of its first value after 8 epochs, this run has not got
+    going: the short window applies and it is called there, two epochs before the
+    label's first bad point (at 0.8 it waited for 12 evaluations)."""
+    val, train = np.array(LR_HIGH_S30_VAL), np.array(LR_HIGH_S30_TRAIN)
+    f = instability.detect(run(val, train))
+    assert f is not None and "oscillates" in f.message
+    assert (
+        instability.detect(run(val, train), instability.InstabilityParams(osc_stuck_frac=0.8))
+        is None
+    )
+
+
 @pytest.mark.parametrize(("level", "unstable"), [(1.0, True), (0.3, False)])
 def test_swings_of_a_loss_that_never_got_going_are_instability_after_eight_points(
     level: float, unstable: bool
