@@ -182,7 +182,8 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
         # The trend of the logged points since the minimum (a smoothed curve would lag
         # and keep falling for a while after the training loss has flattened).
         t_step, t_val = view.train.finite_part()
-        since = t_step >= feat.x[rise.min_index]
+        min_step = float(feat.x[rise.min_index])
+        since = t_step >= min_step
         if int(since.sum()) >= 3:
             trend = theil_sen(t_step[since].astype(np.float64), t_val[since])
             evidence["train_slope"] = trend.slope
@@ -191,7 +192,7 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
                 return None
             if trend.slope < 0:
                 train_p = trend.p_value
-            elif view.val_is_loss and _no_gap(view, t_val[since], evidence["min_step"], params):
+            elif view.val_is_loss and _no_gap(view, t_val[since], min_step, params):
                 return None
         tail = ts[rise.min_index :]
         ok = np.isfinite(tail)
