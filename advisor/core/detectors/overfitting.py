@@ -38,8 +38,8 @@ from advisor.core.features import Features
 from advisor.core.features import RunView
 from advisor.core.features import features_of
 from advisor.core.features import view_of
-from advisor.core.fit import rise_after_min
 from advisor.core.fit import theil_sen
+from advisor.core.rise import rise_after_min
 from advisor.model import Diagnosis
 from advisor.model import Finding
 from advisor.model import RunCurves

@@ -15,7 +15,7 @@ that has not slowed after ``min_points`` evaluations is underfitting.
 When the logs state the planned length of training (``RunView.elapsed``), time is known
 directly, and early in the run (up to ``plan_max_elapsed`` of it) the detector also asks:
 can a healthy decay explain the current phase? A likelihood-ratio test
-(``fit.slow_test``) compares the best fit by decays whose time constants are at most
+(``slow_test.slow_test``) compares the best fit by decays whose time constants are at most
 ``plan_tau_fast`` of the planned run (a healthy run flattens early: paper-notes §2 row 2)
 with the best fit by any decay; a slow component that the data need, and that would
 still bring ``plan_min_remaining_rel`` of the level by the planned end, is underfitting
@@ -46,8 +46,8 @@ from advisor.core.features import view_of
 from advisor.core.fit import Slope
 from advisor.core.fit import TrendFit
 from advisor.core.fit import fit_trend
-from advisor.core.fit import slow_test
 from advisor.core.fit import theil_sen
+from advisor.core.slow_test import slow_test
 from advisor.model import Diagnosis
 from advisor.model import Finding
 from advisor.model import RunCurves
