@@ -1,7 +1,9 @@
 """One detector per diagnosis, each ``(RunCurves, params) -> Finding | None``.
 
 Each module also exposes ``detect_features(view, features, params)`` so that
-``analysis.analyze`` cleans and smooths a run once for all detectors.
+``analysis.analyze`` cleans and smooths a run once for all detectors. The private
+modules (``_oscillation``, ``_progress``, ``_training``) hold the instability detector's
+tests, one concept each.
 """
 
 from __future__ import annotations

@@ -26,15 +26,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.core import series as sr
+from advisor.core.detectors._oscillation import oscillation
+from advisor.core.detectors._progress import no_progress
+from advisor.core.detectors._progress import stuck
+from advisor.core.detectors._training import train_curve
+from advisor.core.detectors._training import train_divergence
+from advisor.core.detectors._training import train_regress
 from advisor.core.features import Features
 from advisor.core.features import RunView
 from advisor.core.features import features_of
 from advisor.core.features import view_of
-from advisor.core.fit import theil_sen
 from advisor.model import Diagnosis
 from advisor.model import Finding
 from advisor.model import RunCurves
 from advisor.model import Severity
+
+__all__ = ["InstabilityParams", "detect", "detect_features", "stuck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +222,8 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
             f"validation {view.noun} is {y[-1] / best:.1f}x its best smoothed value: diverging",
             {"ratio_to_best": float(y[-1] / best), "best": best, "first_bad_step": last},
         )
-    train = _train_curve(view)
-    found = _train_divergence(train, params, last) if train is not None else None
+    train = train_curve(view)
+    found = train_divergence(train, params, last) if train is not None else None
     if found is not None:
         return found
     # Noise from the points up to the smoothed minimum: a divergence or a run of spikes
@@ -226,15 +233,15 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     found = _jumps(steps, y, smooth, noise, params, noun=view.noun)
     if found is not None:
         return found
-    found = _oscillation(view, steps, y, feat.level, params=params, last=last)
+    found = oscillation(view, steps, y, feat.level, params=params, last=last)
     if found is not None:
         return found
-    found = _no_progress(view, steps, y, smooth, params=params, last=last)
+    found = no_progress(view, steps, y, smooth, params=params, last=last)
     if found is not None:
         return found
     if train is None or float(smooth[-1]) <= float(np.min(smooth)):
         return None
-    return _train_regress(view, train, params, last)
+    return train_regress(view, train, params, last)
 
 
 def _nonfinite(view: RunView) -> Finding | None:
@@ -250,58 +257,6 @@ def _nonfinite(view: RunView) -> Finding | None:
             int(ser.step[-1]),
             f"{name} loss became NaN/inf at step {first}",
             {"first_bad_step": first, "nonfinite": float(bad.size)},
-        )
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _TrainCurve:
-    """The finite training-loss points, smoothed once for both tests that use them.
-
-    Attributes:
-        step: steps of the finite points.
-        value: their values.
-        smooth: the debiased EMA of ``value``.
-        best_at: index of the smoothed minimum (the first, on ties).
-        given_back: how much of the progress from the first smoothed value to the best
-            has been lost since (inf when the best is the first value).
-    """
-
-    step: np.ndarray
-    value: np.ndarray
-    smooth: np.ndarray
-    best_at: int
-    given_back: float
-
-
-def _train_curve(view: RunView) -> _TrainCurve | None:
-    """The training loss as the divergence and regression tests read it (3+ points)."""
-    if view.train is None:
-        return None
-    ts, tv = view.train.finite_part()
-    if tv.size < 3:
-        return None
-    smooth = sr.ema(tv, sr.ema_beta(int(tv.size)))
-    ib = int(np.argmin(smooth))
-    best, first = float(smooth[ib]), float(smooth[0])
-    given_back = float(smooth[-1] - best) / (first - best) if first > best else math.inf
-    return _TrainCurve(ts, tv, smooth, ib, given_back)
-
-
-def _train_divergence(train: _TrainCurve, params: InstabilityParams, last: int) -> Finding | None:
-    best = float(train.smooth[train.best_at])
-    end = float(train.smooth[-1])
-    # A training loss near zero quadruples on noise alone (the reference trainer's
-    # constant-LR runs: 0.004 -> 0.017 at 93% accuracy), so divergence must also give
-    # back a real part of the progress made since the start.
-    if best > 0 and end >= params.diverge_ratio * best and train.given_back >= params.regress_frac:
-        return Finding(
-            Diagnosis.INSTABILITY,
-            Severity.CRITICAL,
-            1.0,
-            last,
-            f"training loss is {end / best:.1f}x its best smoothed value: diverging",
-            {"train_ratio_to_best": end / best, "first_bad_step": last},
         )
     return None
 
@@ -373,169 +328,3 @@ def _still_high(
 ) -> bool:
     """Has the value stayed up since the jump, until the last point?"""
     return bool(np.all(y[start:] - ref >= params.sustain_frac * height))
-
-
-def _oscillation(
-    view: RunView,
-    steps: np.ndarray,
-    y: np.ndarray,
-    level0: float,
-    *,
-    params: InstabilityParams,
-    last: int,
-) -> Finding | None:
-    """Oscillation over the last ``osc_window`` raw evaluations, ``osc_window_stuck`` for
-    a loss that made no progress (never binned: averaging neighbours would cancel a
-    period-2 oscillation)."""
-    n = params.osc_window
-    if stuck(view, y, params):
-        n = params.osc_window_stuck
-    w = y[-n:]
-    if w.size < n:
-        return None
-    d = np.diff(w)
-    amp = float(np.median(np.abs(d)))
-    level = float(np.median(w))
-    rel = amp / level if level > 0 else amp / level0
-    if rel < params.osc_rel:
-        return None
-    tw = _train_since(view, int(steps[-n]))
-    if tw is not None:
-        if view.val_is_loss and level > 0 and float(np.median(tw)) / level < params.osc_gap_ratio:
-            return None
-        prog = _progress(tw)
-        if prog is not None and prog < params.osc_progress:
-            return None
-    if (
-        view.val_is_loss
-        and y[0] > 0
-        and level < params.osc_low_frac * float(y[0])
-        and not _lag1(w) <= params.osc_alternation
-    ):
-        return None
-    sign = np.sign(d)
-    flips = float(np.mean(sign[1:] != sign[:-1]))
-    if flips < params.osc_flips:
-        return None
-    trend = theil_sen(steps[-n:].astype(np.float64), w)
-    if trend.p_value <= params.osc_trend_p:
-        return None
-    return Finding(
-        Diagnosis.INSTABILITY,
-        Severity.WARNING,
-        min(1.0, 0.5 + rel),
-        last,
-        f"validation {view.noun} oscillates by {rel * 100:.0f}% between evaluations",
-        {"amplitude_rel": rel, "flips": flips, "trend_p": trend.p_value},
-    )
-
-
-def _no_progress(
-    view: RunView,
-    steps: np.ndarray,
-    y: np.ndarray,
-    smooth: np.ndarray,
-    *,
-    params: InstabilityParams,
-    last: int,
-) -> Finding | None:
-    """A validation loss that never fell: its smoothed best still within ``flat_frac`` of
-    the first evaluation after ``flat_points`` of them, with no falling trend, and the LR
-    not rising over the last ``flat_points`` (a warm-up or a range test holds the loss up
-    on purpose; a network that a warm-up's peak killed is caught once it is over)."""
-    if not view.val_is_loss or y.size < params.flat_points or y[0] <= 0:
-        return None
-    best = float(np.min(smooth)) / float(y[0])
-    if best < params.flat_frac or view.lr_rose_since(int(steps[-params.flat_points])):
-        return None
-    trend = theil_sen(steps.astype(np.float64), y)
-    if trend.slope < 0 and trend.p_value <= params.flat_trend_p:
-        return None
-    return Finding(
-        Diagnosis.INSTABILITY,
-        Severity.CRITICAL,
-        # 0.5 at the threshold, 1 for a loss still at its first value or above.
-        min(1.0, 0.5 + 0.5 * (best - params.flat_frac) / (1.0 - params.flat_frac)),
-        last,
-        f"validation {view.noun} has made no progress in {y.size} evaluations: its best is "
-        f"{100 * best:.0f}% of the first",
-        {"no_progress": 1.0, "best_to_first": best, "trend_p": trend.p_value},
-    )
-
-
-def _lag1(w: np.ndarray) -> float:
-    """Lag-1 autocorrelation of ``w`` about its least-squares line: -1 for a period-2
-    alternation, near 0 for independent noise (NaN when undefined)."""
-    t = np.arange(w.size, dtype=np.float64) - (w.size - 1) / 2.0
-    r = w - np.mean(w) - t * (float(np.dot(t, w)) / float(np.dot(t, t)))
-    den = float(np.dot(r, r))
-    return float(np.dot(r[:-1], r[1:])) / den if den > 0 else math.nan
-
-
-def stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
-    """Has the validation loss made no progress since its first evaluation? The median of
-    its last ``osc_window_stuck`` finite values ``y`` is at least ``osc_stuck_frac`` of
-    the first (False for a validation metric, a first loss <= 0 or too few points)."""
-    short = y[-params.osc_window_stuck :]
-    if not view.val_is_loss or y.size == 0 or y[0] <= 0 or short.size < params.osc_window_stuck:
-        return False
-    return float(np.median(short)) >= params.osc_stuck_frac * float(y[0])
-
-
-def _train_since(view: RunView, since: int) -> np.ndarray | None:
-    """The finite training-loss values from step ``since`` on, when any are logged."""
-    if view.train is None:
-        return None
-    ts, tv = view.train.finite_part()
-    tv = tv[ts >= since]
-    return tv if tv.size else None
-
-
-def _progress(tv: np.ndarray) -> float | None:
-    """Median of the last third of ``tv`` over the median of its first third."""
-    k = tv.size // 3
-    if k < 1:
-        return None
-    head = float(np.median(tv[:k]))
-    return float(np.median(tv[-k:])) / head if head > 0 else None
-
-
-def _train_regress(
-    view: RunView, train: _TrainCurve, params: InstabilityParams, last: int
-) -> Finding | None:
-    """The training loss climbing back up (the caller checked that the validation value
-    is above its best)."""
-    ts, tv, ib = train.step, train.value, train.best_at
-    # ib == 0: the loss never fell below its start, so there is no progress to give back.
-    if tv.size < 8 or tv.size - ib < 4 or ib == 0:
-        return None
-    given_back = train.given_back
-    if given_back < params.regress_frac:
-        return None
-    if view.lr_rose_since(int(ts[ib])):
-        return None  # a warm-up, 1cycle ramp or restart explains a rising training loss
-    trend = theil_sen(ts[ib:].astype(np.float64), tv[ib:])
-    rising = trend.slope > 0 and trend.p_value < params.regress_p
-    # Or it climbed back and stayed there: the later half of the points since the best
-    # all sit, in median, at least ``regress_frac`` of the progress back. A loss that
-    # jumped back early and then bounced about a bad level has no trend left to test
-    # (the reference trainer's ``lr-too-high`` seeds 8 and 12: 51-98% given back, flat
-    # since, and the run's summary said "horizontal" at 32-39% accuracy).
-    best, first = float(train.smooth[ib]), float(train.smooth[0])
-    later = tv[ib + (tv.size - ib) // 2 :]
-    stayed = float(np.median(later)) - best >= params.regress_frac * (first - best)
-    if not (rising or stayed):
-        return None
-    return Finding(
-        Diagnosis.INSTABILITY,
-        Severity.WARNING,
-        min(1.0, 0.5 + 0.5 * given_back),
-        last,
-        f"training loss has climbed back {given_back * 100:.0f}% of the way to its start "
-        f"since step {int(ts[ib])}, and the validation {view.noun} with it",
-        {
-            "train_given_back": given_back,
-            "train_trend_p": trend.p_value,
-            "first_bad_step": int(ts[ib]),
-        },
-    )
