@@ -34,6 +34,7 @@ from advisor.core.timeline import ReplayParams
 from advisor.core.timeline import replay_run
 from advisor.model import AlertEvent
 from advisor.model import Diagnosis
+from advisor.trainer.presets import parse_seeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,17 +185,10 @@ def _as_expected(want: Diagnosis, runs: list[Run]) -> bool:
     return all(r.end is want and all(d is want for d, _ in r.opened) for r in runs)
 
 
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="where the runs go")
-    parser.add_argument("--seeds", default="8-13", help="e.g. 8-13 or 8,9")
+    parser.add_argument("--seeds", default="8-13", help="e.g. 8-13, 8,9 or a mix")
     parser.add_argument("--only", default="", help="comma-separated groups (default: all)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
@@ -203,9 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if only - groups:
         parser.error(f"unknown groups: {', '.join(sorted(only - groups))}")
     try:
-        seeds = _seeds(args.seeds)
+        seeds = parse_seeds(args.seeds)
     except ValueError:
-        parser.error(f"--seeds: expected e.g. 8-13 or 8,9 but got {args.seeds!r}")
+        parser.error(f"--seeds: expected e.g. 8-13, 8,9 or a mix but got {args.seeds!r}")
     families = [f for f in FAMILIES if f.group in only]
     todo = [
         (f, s, args.out / _slug(f) / f"s{s}")

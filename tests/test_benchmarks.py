@@ -113,6 +113,6 @@ def test_schedules_rejects_unknown_groups(tmp_path: Path) -> None:
     assert "unknown groups: nope" in proc.stderr
     proc = _schedules("--out", str(tmp_path), "--seeds", "8-x")
     assert proc.returncode == 2
-    assert "--seeds: expected e.g. 8-13 or 8,9 but got '8-x'" in proc.stderr
+    assert "--seeds: expected e.g. 8-13, 8,9 or a mix but got '8-x'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())

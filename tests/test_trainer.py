@@ -17,6 +17,7 @@ from advisor.model import Diagnosis
 from advisor.trainer.config import TrainConfig
 from advisor.trainer.presets import PRESETS
 from advisor.trainer.presets import get_preset
+from advisor.trainer.presets import parse_seeds
 from advisor.trainer.schedules import Constant
 from advisor.trainer.schedules import Cosine
 from advisor.trainer.schedules import LinearDecay
@@ -423,6 +424,16 @@ def test_presets_are_named_and_labelled() -> None:
     assert get_preset("one-cycle").config.epochs * 2 == get_preset("good").config.epochs
     with pytest.raises(InputError, match="unknown preset 'bad'"):
         get_preset("bad")
+
+
+def test_parse_seeds_takes_lists_ranges_and_mixes() -> None:
+    """Seeds for the preset scripts: lists, inclusive ranges, both; nonsense is refused."""
+    assert parse_seeds("5,6,7") == [5, 6, 7]
+    assert parse_seeds("8-10") == [8, 9, 10]
+    assert parse_seeds("1,8-9,20") == [1, 8, 9, 20]
+    for bad in ("8-x", "", "9-8", "-3"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

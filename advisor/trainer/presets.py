@@ -146,3 +146,19 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds as the preset scripts take them: ``5,6,7``, ``8-13`` (inclusive) or a mix.
+
+    Raises:
+        ValueError: a part is not a number or an increasing range.
+    """
+    out: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.partition("-")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise ValueError(f"range {part!r} runs backwards")
+        out += range(first, last + 1)
+    return out
