@@ -489,11 +489,22 @@ def test_a_jump_after_one_recovered_spike_is_the_second_spike_at_once() -> None:
     val[35:] *= 2.5  # stays up
     f = instability.detect(run(val[:36]), instability.InstabilityParams())
     assert f is not None and f.evidence["spikes"] == 2.0 and f.step == 3600
+    assert f.message == "validation loss spiked 2 times so far, at steps 2100 and 3600"
     alone = noisy(healthy())
     alone[35:] *= 2.5
     assert instability.detect(run(alone[:36]), instability.InstabilityParams()) is None
     g = instability.detect(run(alone[:37]), instability.InstabilityParams())
     assert g is not None and "stayed up" in g.message
+
+
+def test_spike_message_names_where_the_spikes_were() -> None:
+    """The message says at which steps the loss spiked, the first few of many."""
+    val = noisy(healthy())
+    val[[20, 28, 36, 44, 52, 58]] *= 2.5
+    f = instability.detect(run(val), instability.InstabilityParams())
+    assert f is not None and f.evidence["spikes"] == 6.0
+    assert f.evidence["first_bad_step"] == 2100
+    assert f.message.endswith("spiked 6 times so far, at steps 2100, 2900, 3700 and 3 more")
 
 
 def _swinging(level: float = 0.25) -> np.ndarray:

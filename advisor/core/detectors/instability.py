@@ -286,7 +286,8 @@ def _jumps(
     jump = np.nonzero(height > thresh)[0]
     if jump.size == 0:
         return None
-    spikes, pending = 0, False
+    spikes: list[int] = []  # the step of each recovered spike
+    pending = False
     for k, j in enumerate(jump):
         if k and jump[k - 1] == j - 1:
             continue  # the same episode as the jump before
@@ -308,19 +309,27 @@ def _jumps(
                     "jump_sigma": float(height[j] / noise) if noise > 0 else math.inf,
                 },
             )
-        spikes += 1
-    if pending and spikes + 1 >= params.max_spikes:
-        spikes += 1  # the last point: one more spike, or the start of a jump
-    if spikes >= params.max_spikes:
+        spikes.append(int(steps[j + 1]))
+    if pending and len(spikes) + 1 >= params.max_spikes:
+        spikes.append(int(steps[-1]))  # the last point: one more spike, or a jump
+    if len(spikes) >= params.max_spikes:
         return Finding(
             Diagnosis.INSTABILITY,
             Severity.WARNING,
-            min(1.0, 0.6 + 0.1 * spikes),
+            min(1.0, 0.6 + 0.1 * len(spikes)),
             int(steps[-1]),
-            f"{spikes} loss spikes so far",
-            {"spikes": float(spikes), "first_bad_step": int(steps[jump[0] + 1])},
+            f"validation {noun} spiked {len(spikes)} times so far, at steps {_listed(spikes)}",
+            {"spikes": float(len(spikes)), "first_bad_step": spikes[0]},
         )
     return None
+
+
+def _listed(steps: list[int], most: int = 4) -> str:
+    """``100, 200 and 300``; past ``most``, the first ones and how many more."""
+    if len(steps) > most:
+        return f"{', '.join(map(str, steps[: most - 1]))} and {len(steps) - most + 1} more"
+    head = ", ".join(map(str, steps[:-1]))
+    return f"{head} and {steps[-1]}" if head else str(steps[-1])
 
 
 def _still_high(
