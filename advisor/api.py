@@ -41,7 +41,7 @@ def load_store(
         for logfile in discover(root, label):
             loader = make_loader(logfile, settings)
             while True:
-                batch = loader.load()
+                batch = loader.load(final=True)
                 store.add(logfile.run, batch)
                 if on_problem is not None:
                     for problem in batch.problems:

@@ -242,6 +242,21 @@ def test_half_written_line_waits(tmp_path: Path) -> None:
     assert [float(v) for _, _, _, v in points(loader.load())] == [1.0, 0.45]
 
 
+def test_half_written_line_is_reported_when_final(tmp_path: Path) -> None:
+    """Read as final (replayed logs), a row without its newline is reported with its line
+    and skipped: it may be a number cut short ("0.45" cut to "0.4")."""
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"epoch,loss\r\n0,0.5\r\n1,0.4")
+    batch = CsvLoader(path).load(final=True)
+    assert len(points(batch)) == 2
+    assert [str(p) for p in batch.problems] == [
+        f"{path}: line 3: last line has no line end (cut off mid-write?); skipped"
+    ]
+    path.write_bytes(b"epoch,loss\r\n0,0.5\r\n1,0.4\r\n  ")
+    batch = CsvLoader(path).load(final=True)
+    assert len(points(batch)) == 4 and batch.problems == ()  # blanks are no line
+
+
 def test_unchanged_file_is_not_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An idle poll is one stat: the file is not opened."""
     path = tmp_path / "log.csv"

@@ -392,3 +392,31 @@ def test_fixtures_stay_small() -> None:
     assert files
     assert max(p.stat().st_size for p in files) < 64 * 1024
     assert sum(p.stat().st_size for p in files) < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("rel", "problem"),
+    [
+        ("damaged/csv_half_line", "line 21: last line has no line end (cut off mid-write?)"),
+        ("damaged/tb_truncated", "byte 5394: last record incomplete after 15 bytes"),
+        ("tb/tensorboardx_cut", "byte 4239: last record incomplete after 40 bytes"),
+    ],
+)
+def test_reading_saved_logs_reports_a_last_record_cut_off(rel: str, problem: str) -> None:
+    """Saved logs are read as final: a last line or record the writer never finished is
+    reported, with its file and position, and skipped (a live tail waits for it
+    silently instead: the loaders' own tests)."""
+    problems: list[Any] = []
+    read_one_run(FIXTURES / rel, problems)
+    assert len(problems) == 1
+    assert str(problems[0]).startswith(f"{FIXTURES / rel}/")
+    assert f": {problem}" in str(problems[0])
+    assert str(problems[0]).endswith("; skipped")
+
+
+@pytest.mark.parametrize("rel", ["tb/torch_legacy", "csv/keras", "hf/run1", "jsonl"])
+def test_reading_whole_logs_reports_nothing(rel: str) -> None:
+    """Whole files read as final raise no problem."""
+    problems: list[Any] = []
+    read(FIXTURES / rel, problems)
+    assert problems == []

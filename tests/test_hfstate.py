@@ -116,6 +116,15 @@ def test_unparsable_version_left_unchanged_is_reported_once(tmp_path: Path) -> N
     assert [str(p) for p in loader.load().problems] == [f"{path}: line 1: no log_history list"]
 
 
+def test_unparsable_file_is_reported_at_once_when_final(tmp_path: Path) -> None:
+    """Read as final (replayed logs), a broken file is not being rewritten: reported at
+    the first call."""
+    path = tmp_path / "trainer_state.json"
+    save(path, state_text([entry(10)])[:50])
+    problems = HfStateLoader(path).load(final=True).problems
+    assert len(problems) == 1 and "not valid JSON" in problems[0].message
+
+
 def test_restart_rewrites_history_resets(tmp_path: Path) -> None:
     """Resuming from an earlier checkpoint rewrites a different history: reset, all again."""
     path = tmp_path / "trainer_state.json"

@@ -363,6 +363,30 @@ def test_truncated_last_record(files: dict[str, Path], tmp_path: Path, name: str
         assert not points(loader.load())
 
 
+def test_truncated_last_record_is_reported_when_final(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Read as final (replayed logs), a last record cut at any byte is reported once, at
+    its offset, with every complete record read; a corrupt tail already reported while
+    waited at is not reported again."""
+    data = files["small"].read_bytes()
+    start = records(data)[-1][0]
+    whole = read_all(files["small"])
+    path = tmp_path / "f"
+    for cut in range(start + 1, len(data)):
+        path.write_bytes(data[:cut])
+        batch = TfEventsLoader(path).load(final=True)
+        assert [p.position for p in batch.problems] == [f"byte {start}"]
+        assert f"incomplete after {cut - start} bytes" in batch.problems[0].message
+        assert points(batch) == whole[: len(points(batch))] and points(batch) != whole
+    spans = records(files["torch"].read_bytes())
+    path.write_bytes(files["torch"].read_bytes()[: spans[20][0]] + b"\xffjunk" * 9)
+    batch = TfEventsLoader(path).load(final=True)
+    assert [p.message for p in batch.problems] == [
+        "corrupt record header (length checksum mismatch)"
+    ]
+
+
 def test_session_log_start_is_a_restart(tmp_path: Path) -> None:
     """A SessionLog START marks a restart at its step, after the points before it."""
     path = write_events(tmp_path, restart_events())

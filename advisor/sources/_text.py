@@ -276,8 +276,9 @@ class LineLoader:
 
     # -- the tailing -----------------------------------------------------------------
 
-    def load(self) -> Batch:
-        """Return what was appended since the previous call."""
+    def load(self, *, final: bool = False) -> Batch:
+        """Return what was appended since the previous call; with ``final`` a last line
+        without its line end is reported (the writer stopped in the middle of it)."""
         st = stat_file(self.path)
         if st is None:
             return Batch()
@@ -288,7 +289,7 @@ class LineLoader:
                 st = os.fstat(fh.fileno())  # the file opened, if replaced since the stat
                 signature = (st.st_size, st.st_ino, st.st_mtime_ns)
                 reset = self._check_same_file(fh.fileno(), st)
-                more = self._read(fh.fileno())
+                more = self._read(fh.fileno(), final)
                 if len(self._prefix) < _PREFIX and self._offset > len(self._prefix):
                     self._prefix = os.pread(fh.fileno(), min(self._offset, _PREFIX), 0)
         except (PermissionError, IsADirectoryError) as exc:
@@ -324,13 +325,19 @@ class LineLoader:
         self._forget()
         return dropped
 
-    def _read(self, fd: int) -> bool:
+    def _read(self, fd: int, final: bool) -> bool:
         """Parse the complete lines after the offset; True if stopped by the budget."""
         offset = self._offset
         pending = b""  # the start of a line not yet complete, at most max_line bytes
         while self._offset - offset < self._batch_bytes:
             data = os.pread(fd, _CHUNK, self._offset + len(pending))
             if not data:
+                if final and pending.strip():
+                    # Left unread: a number cut short would parse as another number.
+                    self._problems.add(
+                        f"line {self._line}",
+                        "last line has no line end (cut off mid-write?); skipped",
+                    )
                 return False
             if self._skipping:
                 end = data.find(b"\n")

@@ -39,8 +39,9 @@ class ContextLoader:
             return (st.st_ino, st.st_mtime_ns, sum(1 for _ in os.scandir(self.path)))
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def load(self) -> Batch:
-        """The hyper-parameters, when the file changed since the previous call."""
+    def load(self, *, final: bool = False) -> Batch:
+        """The hyper-parameters, when the file changed since the previous call
+        (``final`` changes nothing: the files are read whole)."""
         signature = self._stat()
         if signature is None or signature == self._signature:
             return Batch()

@@ -69,8 +69,9 @@ class HfStateLoader:
         self._digest = b""  # of those entries
         self._hparams: dict[str, HParamValue] = {}
 
-    def load(self) -> Batch:
-        """Return the log_history entries added since the previous call."""
+    def load(self, *, final: bool = False) -> Batch:
+        """Return the log_history entries added since the previous call; with ``final``
+        an unparsable file is reported at once (it is not being rewritten)."""
         st = stat_file(self.path)
         if st is None:
             return Batch()
@@ -83,8 +84,9 @@ class HfStateLoader:
             return Batch(problems=self._problems.take())
         state = self._read()
         if not isinstance(state, dict):
-            if state is not None and self._failed == signature:
-                # Unparsable twice with nothing changed between: the writer is done.
+            if state is not None and (final or self._failed == signature):
+                # Unparsable twice with nothing changed between, or final: the writer
+                # is done.
                 self._problems.add(*state)
                 self._signature = signature
             self._failed = signature

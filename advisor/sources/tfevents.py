@@ -66,8 +66,9 @@ class TfEventsLoader:
     Tailing semantics:
 
     - An unchanged file (size, inode, mtime) is not opened. A record cut short at the
-      end stays unread until complete. A file that shrinks, changes inode or whose first
-      bytes change is read again from the start, with ``Batch.reset`` set.
+      end stays unread until complete (reported instead with ``load(final=True)``). A
+      file that shrinks, changes inode or whose first bytes change is read again from
+      the start, with ``Batch.reset`` set.
     - Corrupt records are reported once each (``Problem(path, "byte N", ...)``) and
       skipped; after a corrupt header the reader resynchronises on the next offset whose
       length and data CRCs both verify, and waits at the bad spot while none follows.
@@ -118,8 +119,12 @@ class TfEventsLoader:
         self._problem_count = 0
         self._zeros_seen = False
 
-    def load(self) -> Batch:
+    def load(self, *, final: bool = False) -> Batch:
         """Return what was appended since the previous call.
+
+        Args:
+            final: nothing more will be written: a record cut short at the end is
+                reported instead of waited for.
 
         Raises:
             InputError: the path exists but cannot be read.
@@ -142,11 +147,11 @@ class TfEventsLoader:
             raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
         with f:
             try:
-                return self._load_open(f)
+                return self._load_open(f, final)
             except OSError as exc:
                 raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
 
-    def _load_open(self, f: FileIO) -> Batch:
+    def _load_open(self, f: FileIO, final: bool) -> Batch:
         # fstat, not the earlier stat: the path may have been replaced in between.
         st = os.fstat(f.fileno())
         size = st.st_size
@@ -161,6 +166,15 @@ class TfEventsLoader:
         self._inode, self._size, self._head = st.st_ino, size, head
         out = Points(self._tags)
         more = self._read_from(f, size, out)
+        if final and not more and self._offset < size and self._offset != self._stuck:
+            # Not a bad spot reported already: a record the writer never finished (a
+            # killed job), or is still writing. Its bytes are left unread.
+            self._report_stuck(
+                out,
+                self._offset,
+                f"last record incomplete after {size - self._offset} bytes (cut off "
+                "mid-write?); skipped",
+            )
         # Recorded last: if reading failed, the next call tries again; and not while
         # more is to be read, or the next call would take the file for unchanged.
         self._signature = None if more else (size, st.st_ino, st.st_mtime_ns)
