@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from advisor.core.lrrange import LRRange
 from advisor.core.lrrange import analyze_range
 from advisor.errors import InputError
 from advisor.model import F64
+from advisor.model import Problem
 from advisor.model import Role
 from advisor.model import RunCurves
 
@@ -50,15 +52,20 @@ class RangeReading:
         return self.curves.run
 
 
-def read_range_log(path: Path, settings: Settings | None = None) -> RangeReading:
-    """Read the one LR range test under ``path``.
+def read_range_log(
+    path: Path,
+    settings: Settings | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
+) -> RangeReading:
+    """Read the one LR range test under ``path`` (``on_problem`` hears of each input
+    problem, such as a corrupt or unfinished record).
 
     Raises:
         InputError: ``path`` is unreadable, holds no log, no range test (the reason is
             named), or several.
     """
     settings = settings or load_settings(None)
-    store = load_store([path], settings)
+    store = load_store([path], settings, on_problem)
     runs = list(store.runs())
     if not runs:
         raise InputError(f"{path}: no training log found")

@@ -133,6 +133,23 @@ def test_lr_range_plot_goes_next_to_the_log_by_default(range_log: Path) -> None:
     assert (range_log / "lr-range.png").is_file()
 
 
+def test_lr_range_warns_of_bad_input(range_log: Path, tmp_path: Path) -> None:
+    """Input problems are one warning line each on stderr, as for replay: here a last
+    line the writer never finished."""
+    log = tmp_path / "cut"
+    log.mkdir()
+    whole = (range_log / "metrics.csv").read_bytes()
+    (log / "metrics.csv").write_bytes(whole[: whole.rstrip(b"\n").rfind(b"\n") + 5])
+    proc = subprocess.run(
+        [sys.executable, "-c", "from advisor.cli import main; main()", "lr-range", str(log)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"advisor: warning: {log / 'metrics.csv'}: line ")
+    assert "last line has no line end" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("LR range test")
+
+
 def test_lr_range_refuses_what_is_not_a_range_test(tmp_path: Path) -> None:
     """A constant-LR run is not a range test: one line saying why, exit 2."""
     from advisor.cli import cli

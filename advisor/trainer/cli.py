@@ -180,7 +180,9 @@ def lr_range_command(
         result = train_main(RANGE_PRESET, overrides, logdir=logdir, quiet=quiet)
         click.echo(_summary(result).rsplit("\n", 1)[0], err=True)
         path = result.logdir
-    reading = read_range_log(path)
+    reading = read_range_log(
+        path, on_problem=lambda p: click.echo(f"advisor: warning: {p}", err=True)
+    )
     for line in describe(reading):
         click.echo(line)
     click.echo(f"plot: {plot_range(reading, plot or default_plot_path(path))}")
