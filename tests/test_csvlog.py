@@ -324,6 +324,28 @@ def test_missing_file_then_created_and_directory(tmp_path: Path) -> None:
         CsvLoader(tmp_path).load()
 
 
+def test_text_in_a_column_of_numbers_is_reported(tmp_path: Path) -> None:
+    """A text cell where the column holds numbers is skipped and reported, by line and
+    column, also when the numbers came in an earlier call; missing-value marks and a
+    column of text alone (a note) are not problems."""
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,val_loss,note\n0,1.5,start\n1,NA,x\n2,1.2,y\n")
+    loader = CsvLoader(path)
+    batch = loader.load()
+    assert batch.problems == ()
+    assert [(t, s) for t, s, _, _ in points(batch)] == [
+        ("epoch", 0), ("val_loss", 0), ("epoch", 1), ("epoch", 2), ("val_loss", 2),
+    ]  # fmt: skip
+    with open(path, "a") as fh:
+        fh.write("3,oops,z\n4,0.9,w\n5,a very long piece of text here,v\n")
+    batch = loader.load()
+    assert [str(p) for p in batch.problems] == [
+        f"{path}: line 5: val_loss 'oops' is not a number; skipped",
+        f"{path}: line 7: val_loss 'a very long piece...' is not a number; skipped",
+    ]
+    assert [(t, s) for t, s, _, _ in points(batch) if t == "val_loss"] == [("val_loss", 4)]
+
+
 def test_wrong_width_rows_reported_once(tmp_path: Path) -> None:
     """A row with the wrong number of fields is skipped and reported once, by line."""
     path = tmp_path / "log.csv"

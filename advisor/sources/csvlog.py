@@ -14,13 +14,14 @@ What the writers do, and what this loader makes of it:
 - ``pandas.DataFrame(history.history).to_csv(...)`` writes an unnamed index column.
 
 Cells: any cell that parses as a number (Python syntax, so also ``nan``, ``inf`` and
-``-inf``) is a point; anything else (``NA``, empty, ``#na#``, ``mm:ss``, a list) is
-no point. The step comes from the first column named ``step``, ``global_step``,
-``iteration``, ``iter``, ``epoch`` (case-insensitive), else the unnamed index column,
-else the row's number; an ``epoch`` column is also a tag. A ``time``, ``timestamp`` or
-``wall_time`` column holding seconds since the epoch gives the wall time; it is never a
-tag. Points are emitted in file order: training restarts (the step going back) are
-purged downstream.
+``-inf``) is a point; anything else (``NA``, empty, ``#na#``, ``mm:ss``, a list) is no
+point. Text other than those missing-value marks, in a column that has held a number, is
+a corrupt cell and reported with its line; a column of text alone is not. The step comes
+from the first column named ``step``, ``global_step``, ``iteration``, ``iter``,
+``epoch`` (case-insensitive), else the unnamed index column, else the row's number; an
+``epoch`` column is also a tag. A ``time``, ``timestamp`` or ``wall_time`` column
+holding seconds since the epoch gives the wall time; it is never a tag. Points are
+emitted in file order: training restarts (the step going back) are purged downstream.
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ class _Layout:
                 continue
             self.tag_cols.append(col)
             self.tag_ids.append(tag_id(name))
+        self.names = names
+        # Columns that held a number: text in one of them is a corrupt cell (reported);
+        # a column of text only (a model name, a list) is no metric and says nothing.
+        self.numeric = [False] * len(self.tag_cols)
 
 
 class CsvLoader(LineLoader):
@@ -158,6 +163,7 @@ class CsvLoader(LineLoader):
     def _parse(self, lines: list[str], first_line: int) -> None:
         rows: list[list[str]] = []
         steps: list[float] = []
+        where: list[int] = []  # the line number of each row
         for i, line in enumerate(lines):
             if not line or line.isspace():
                 continue
@@ -170,8 +176,8 @@ class CsvLoader(LineLoader):
                 if fields == layout.header:
                     continue  # a repeated header (runs appended to one file)
                 if _is_header(fields):
-                    self._flush(rows, steps)
-                    rows, steps = [], []
+                    self._flush(rows, steps, where)
+                    rows, steps, where = [], [], []
                     self._set_header(line, layout.sep)
                     continue
                 self._problems.add(
@@ -183,8 +189,8 @@ class CsvLoader(LineLoader):
                 step = parse_float(fields[layout.step_col])
                 if step is None or not -4e18 < step < 4e18:
                     if _is_header(fields):  # a new header, as wide
-                        self._flush(rows, steps)
-                        rows, steps = [], []
+                        self._flush(rows, steps, where)
+                        rows, steps, where = [], [], []
                         self._set_header(line, layout.sep)
                     elif any(f.strip() for f in fields):
                         self._problems.add(f"line {first_line + i}", "no step; skipped")
@@ -194,10 +200,12 @@ class CsvLoader(LineLoader):
                 self._rows_seen += 1
             rows.append(fields)
             steps.append(step)
-        self._flush(rows, steps)
+            where.append(first_line + i)
+        self._flush(rows, steps, where)
 
-    def _flush(self, rows: list[list[str]], steps: list[float]) -> None:
-        """Turn rows of one layout into points, in file order (row by row, then column)."""
+    def _flush(self, rows: list[list[str]], steps: list[float], where: list[int]) -> None:
+        """Turn rows of one layout into points, in file order (row by row, then column);
+        ``where`` holds their line numbers."""
         layout = self._layout
         if not rows or layout is None or not layout.tag_cols:
             return
@@ -206,9 +214,12 @@ class CsvLoader(LineLoader):
         values = np.empty((len(rows), width), np.float64)
         present = np.ones((len(rows), width), bool)
         for j, col in enumerate(layout.tag_cols):
-            values[:, j], present[:, j] = _numbers(columns[col])
+            values[:, j], present[:, j], text = _numbers(columns[col])
+            layout.numeric[j] = layout.numeric[j] or bool(present[:, j].any())
+            if text and layout.numeric[j]:
+                self._text_cells(columns[col], text, where, layout.names[col])
         if layout.wall_col >= 0:
-            wall, _ = _numbers(columns[layout.wall_col])
+            wall, _, _ = _numbers(columns[layout.wall_col])
             wall = wall_seconds_array(wall)
         else:
             wall = np.full(len(rows), np.nan)
@@ -220,11 +231,22 @@ class CsvLoader(LineLoader):
             values.ravel()[keep],
         )
 
+    def _text_cells(
+        self, cells: tuple[str, ...], text: list[int], where: list[int], name: str
+    ) -> None:
+        """Report the text cells ``text`` (indices) in a column of numbers, each once;
+        they are skipped."""
+        for k in text:
+            value = cells[k].strip()
+            shown = value if len(value) <= 20 else value[:17] + "..."
+            self._problems.add(f"line {where[k]}", f"{name} {shown!r} is not a number; skipped")
 
-def _numbers(cells: tuple[str, ...]) -> tuple[F64, np.ndarray]:
-    """The cells as numbers, and which of them are numbers at all."""
+
+def _numbers(cells: tuple[str, ...]) -> tuple[F64, np.ndarray, list[int]]:
+    """The cells as numbers, which of them are numbers at all, and the indices of those
+    that are text (neither a number nor a missing-value mark)."""
     try:
-        return np.array(cells, np.float64), np.ones(len(cells), bool)
+        return np.array(cells, np.float64), np.ones(len(cells), bool), []
     except (ValueError, OverflowError):
         pass
     present = np.array([c not in _MISSING for c in cells], bool)
@@ -232,16 +254,19 @@ def _numbers(cells: tuple[str, ...]) -> tuple[F64, np.ndarray]:
     out = np.full(len(cells), np.nan)
     try:
         out[present] = np.array(found, np.float64)
-        return out, present
+        return out, present, []
     except (ValueError, OverflowError):
         pass
+    text: list[int] = []
     for k, cell in enumerate(cells):  # some cells are text: one by one
         number = parse_float(cell) if present[k] else None
         if number is None:
+            if present[k] and cell.strip() not in _MISSING:
+                text.append(k)
             present[k] = False
         else:
             out[k] = number
-    return out, present
+    return out, present, text
 
 
 def read_lightning_hparams(path: Path | str) -> dict[str, HParamValue]:
