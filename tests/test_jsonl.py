@@ -26,7 +26,9 @@ def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def test_steps_tags_and_wall_time(tmp_path: Path) -> None:
-    """Step keys by priority, nested objects flattened with /, booleans and strings ignored."""
+    """Step keys by priority, nested objects flattened with /, booleans and strings ignored;
+    once steps are logged, a metric line without one is reported, not given its index
+    (index 4 here, which could be a logged step)."""
     path = tmp_path / "metrics.jsonl"
     write_lines(
         path,
@@ -40,7 +42,7 @@ def test_steps_tags_and_wall_time(tmp_path: Path) -> None:
         ],
     )
     batch = JsonlLoader(path).load()
-    assert batch.problems == ()
+    assert [str(p) for p in batch.problems] == [f"{path}: line 6: no numeric step; skipped"]
     assert points(batch) == [
         ("epoch", 10, "1700000000.25", "0.5"),
         ("loss", 10, "1700000000.25", "1.5"),
@@ -49,8 +51,11 @@ def test_steps_tags_and_wall_time(tmp_path: Path) -> None:
         ("loss", 30, "1700000000.123", "nan"),
         ("epoch", 3, "nan", "3.0"),
         ("val_loss", 3, "nan", "inf"),
-        ("loss", 4, "nan", "-inf"),  # no step: the index among metric lines
     ]
+    path.write_text('{"loss": 2}\n{"loss": 1}\n{"step": 9, "loss": 0.5}\n')
+    batch = JsonlLoader(path).load()  # no step logged at first: indices, then the step
+    assert batch.problems == ()
+    assert [p[:2] for p in points(batch)] == [("loss", 0), ("loss", 1), ("loss", 9)]
 
 
 def test_invalid_lines_reported_once_and_skipped(tmp_path: Path) -> None:
@@ -107,8 +112,8 @@ def test_absurd_values_do_not_raise(tmp_path: Path) -> None:
 
 TEXT = (
     '\ufeff{"step": 0, "loss": 2.5, "val": {"loss": 3.0}}\r\n\r\n'
-    '{"step": 1, "loss": NaN}\r\n{"loss": Infinity}\n'
-    '{"step": 2, "loss": 1.0, "wall_time": 1.7e9}\n'
+    '{"step": 1, "loss": NaN}\r\n{"step": 2, "loss": Infinity}\n'
+    '{"step": 3, "loss": 1.0, "wall_time": 1.7e9}\n'
 ).encode()
 
 

@@ -1,12 +1,14 @@
 """JSON Lines metrics logs: one JSON object of metrics per line.
 
 The step is the first of ``step``, ``global_step``, ``iteration``, ``iter``, ``epoch``
-that holds a number, else the line's index among the metric lines (lines with at
-least one metric). The wall time is ``wall_time``, ``timestamp`` or ``time`` when it
-holds seconds (or milliseconds) since the epoch. Every other number is a tag; nested
-objects are flattened with ``/`` (``{"val": {"loss": 1}}`` → ``val/loss``); booleans,
-strings, lists and nulls are not metrics. ``epoch`` stays a tag even when it is the
-step. An invalid line is reported once, with its number, and skipped.
+that holds a number, else the line's index among the metric lines (lines with at least
+one metric). Once the first metric line has logged a step, a metric line without one is
+reported and skipped: an index there would land on the logged steps. The wall time is
+``wall_time``, ``timestamp`` or ``time`` when it holds seconds (or milliseconds) since
+the epoch. Every other number is a tag; nested objects are flattened with ``/``
+(``{"val": {"loss": 1}}`` → ``val/loss``); booleans, strings, lists and nulls are not
+metrics. ``epoch`` stays a tag even when it is the step. An invalid line is reported
+once, with its number, and skipped.
 """
 
 from __future__ import annotations
@@ -102,9 +104,11 @@ class JsonlLoader(LineLoader):
     def __init__(self, path: Path | str, **kwargs: int) -> None:
         super().__init__(path, **kwargs)
         self._metric_lines = 0
+        self._stepped = False  # the first metric line logged a step
 
     def _forget(self) -> None:
         self._metric_lines = 0
+        self._stepped = False
 
     def _parse(self, lines: list[str], first_line: int) -> None:
         tag_ids: list[int] = []
@@ -128,8 +132,14 @@ class JsonlLoader(LineLoader):
             _flatten(obj, "", found, 0)
             if not found:
                 continue
-            step = _step_of(obj) if _has_step(obj) else self._metric_lines
+            has_step = _has_step(obj)
+            if not self._metric_lines:
+                self._stepped = has_step
             self._metric_lines += 1
+            if self._stepped and not has_step:
+                self._problems.add(f"line {first_line + i}", "no numeric step; skipped")
+                continue
+            step = _step_of(obj) if has_step else self._metric_lines - 1
             if step is None:
                 self._problems.add(f"line {first_line + i}", "the step is not a number; skipped")
                 continue
