@@ -39,6 +39,7 @@ from advisor.core.features import RunView
 from advisor.core.features import features_of
 from advisor.core.features import view_of
 from advisor.core.fit import theil_sen
+from advisor.core.rise import Rise
 from advisor.core.rise import rise_after_min
 from advisor.model import Diagnosis
 from advisor.model import Finding
@@ -145,16 +146,7 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
     """Overfitting from an already built view and its features."""
     if feat.n < params.min_points:
         return None
-    y = feat.y
-    window = int(np.clip(y.size // params.window_div, params.min_window, params.max_window))
-    # After a logged LR drop the noise is the new phase's: a large LR's swings before it
-    # would inflate it (our choice: at least 8 points to estimate it from).
-    m = int(np.argmin(feat.zero))
-    start = max((d for d in feat.drops if d <= m), default=0)
-    noise = feat.noise
-    if start > 0 and y.size - start >= 8:
-        noise = sr.robust_noise(y[start:])
-    rise = rise_after_min(y, feat.zero, noise, window, start=start)
+    rise, noise = _rise(feat, params)
     if rise.after < params.min_after or rise.min_index < 1:
         return None
     descent = float(feat.zero[0] - feat.zero[rise.min_index])
@@ -163,42 +155,23 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
     rise_rel = rise.rise / feat.level
     if rise_rel < params.min_rise_rel:
         return None
-    if view.lr_rose_since(int(feat.x[rise.min_index])):
+    min_step = float(feat.x[rise.min_index])
+    if view.lr_rose_since(int(min_step)):
         # A rise while the LR climbs is the schedule's (a 1cycle ramp, a warm-up, a
         # restart), not overfitting: the reference trainer's 1cycle runs (13 seeds) rise
         # 6-80% above their lowest value so far around the peak LR and fall again as it
         # anneals. Judged again once the curve sets a new minimum after the peak.
         return None
     evidence = {
-        "min_step": float(feat.x[rise.min_index]),
+        "min_step": min_step,
         "rise_pct": 100.0 * rise_rel,
         "rise_z": rise.z,
         "p_value": rise.p_value,
         "noise": noise,
     }
-    train_p = 1.0  # two-sided p-value of the training loss falling since the minimum
-    ts = feat.train_smooth
-    if ts is not None and view.train is not None:
-        # The trend of the logged points since the minimum (a smoothed curve would lag
-        # and keep falling for a while after the training loss has flattened).
-        t_step, t_val = view.train.finite_part()
-        min_step = float(feat.x[rise.min_index])
-        since = t_step >= min_step
-        if int(since.sum()) >= 3:
-            trend = theil_sen(t_step[since].astype(np.float64), t_val[since])
-            evidence["train_slope"] = trend.slope
-            evidence["train_p_value"] = trend.p_value
-            if trend.slope > 0 and trend.p_value < params.train_rise_p:
-                return None
-            if trend.slope < 0:
-                train_p = trend.p_value
-            elif view.val_is_loss and _no_gap(view, t_val[since], min_step, params):
-                return None
-        tail = ts[rise.min_index :]
-        ok = np.isfinite(tail)
-        if int(ok.sum()) >= 2:
-            gap = (feat.smooth - ts)[rise.min_index :][ok]
-            evidence["gap_growth"] = float(gap[-1] - gap[0])
+    train_p = _train_since_min(view, feat, rise.min_index, params, evidence)
+    if train_p is None:
+        return None
     steady = rise.p_value <= params.max_p or train_p <= params.train_confirm_p
     strong_train = (
         train_p <= params.train_strong_p
@@ -223,9 +196,60 @@ def detect_features(view: RunView, feat: Features, params: OverfittingParams) ->
         conf,
         int(view.val.step[-1]),
         f"validation {view.noun} has risen {100 * rise_rel:.1f}% since its minimum at step "
-        f"{int(feat.x[rise.min_index])}{suffix}",
+        f"{int(min_step)}{suffix}",
         evidence,
     )
+
+
+def _rise(feat: Features, params: OverfittingParams) -> tuple[Rise, float]:
+    """The rise test after the smoothed minimum, and the noise it was measured against."""
+    y = feat.y
+    window = int(np.clip(y.size // params.window_div, params.min_window, params.max_window))
+    # After a logged LR drop the noise is the new phase's: a large LR's swings before it
+    # would inflate it (our choice: at least 8 points to estimate it from).
+    m = int(np.argmin(feat.zero))
+    start = max((d for d in feat.drops if d <= m), default=0)
+    noise = feat.noise
+    if start > 0 and y.size - start >= 8:
+        noise = sr.robust_noise(y[start:])
+    return rise_after_min(y, feat.zero, noise, window, start=start), noise
+
+
+def _train_since_min(
+    view: RunView,
+    feat: Features,
+    min_index: int,
+    params: OverfittingParams,
+    evidence: dict[str, float],
+) -> float | None:
+    """What the training loss says since the minimum at ``min_index``: the two-sided
+    p-value of its fall (1.0 when it does not fall or is not logged), or None when it
+    vetoes the finding. Adds its numbers to ``evidence``."""
+    train_p = 1.0
+    ts = feat.train_smooth
+    if ts is None or view.train is None:
+        return train_p
+    # The trend of the logged points since the minimum (a smoothed curve would lag and
+    # keep falling for a while after the training loss has flattened).
+    t_step, t_val = view.train.finite_part()
+    min_step = float(feat.x[min_index])
+    since = t_step >= min_step
+    if int(since.sum()) >= 3:
+        trend = theil_sen(t_step[since].astype(np.float64), t_val[since])
+        evidence["train_slope"] = trend.slope
+        evidence["train_p_value"] = trend.p_value
+        if trend.slope > 0 and trend.p_value < params.train_rise_p:
+            return None
+        if trend.slope < 0:
+            train_p = trend.p_value
+        elif view.val_is_loss and _no_gap(view, t_val[since], min_step, params):
+            return None
+    tail = ts[min_index:]
+    ok = np.isfinite(tail)
+    if int(ok.sum()) >= 2:
+        gap = (feat.smooth - ts)[min_index:][ok]
+        evidence["gap_growth"] = float(gap[-1] - gap[0])
+    return train_p
 
 
 def _no_gap(view: RunView, train: np.ndarray, since: float, params: OverfittingParams) -> bool:
