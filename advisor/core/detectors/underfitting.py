@@ -214,6 +214,18 @@ def detect_features(
     if frac is not None and frac <= params.plan_max_elapsed:
         # The planned length says how far the run is: it replaces the count prior.
         return _planned(view, feat, params, frac)
+    return _counted(view, feat, params, frac, fit)
+
+
+def _counted(
+    view: RunView,
+    feat: Features,
+    params: UnderfittingParams,
+    frac: float | None,
+    fit: TrendFit | None,
+) -> Finding | None:
+    """Underfitting judged by the count prior and the fitted trend's slopes (``frac``:
+    the elapsed fraction of the planned run, when known)."""
     seg = feat.segment
     x, y = feat.x[seg:], feat.y[seg:]
     m = int(y.size) * feat.per
@@ -256,16 +268,7 @@ def detect_features(
         "remaining_hi_pct": 100.0 * fit.remaining_hi / feat.level,
         "asymptote": fit.asymptote,
     }
-    train_support = 0.5
-    ts = feat.train_smooth
-    if ts is not None:
-        t_tail = ts[-half:]
-        ok = np.isfinite(t_tail)
-        if int(ok.sum()) >= 3:
-            tr = theil_sen(x[-half:][ok], t_tail[ok])
-            evidence["train_slope"] = tr.slope
-            train_support = cf.from_p(tr.p_value) if tr.slope < 0 else 0.0
-            evidence["gap_rel"] = float((feat.smooth[-1] - ts[-1]) / feat.level)
+    train_support = _train_support(feat, x[-half:], evidence)
     conf = cf.combine(
         cf.margin(
             max(ratio, late - params.min_late_ratio + params.min_ratio), params.min_ratio, 0.15
@@ -285,6 +288,23 @@ def detect_features(
         f"{_to_come(remaining)}",
         evidence,
     )
+
+
+def _train_support(feat: Features, x: np.ndarray, evidence: dict[str, float]) -> float:
+    """How much the training loss over the last ``x.size`` points backs the finding: 1
+    for a clear fall, 0 when it does not fall, 0.5 when it is not logged. Adds its
+    numbers to ``evidence``."""
+    ts = feat.train_smooth
+    if ts is None:
+        return 0.5
+    t_tail = ts[-x.size :]
+    ok = np.isfinite(t_tail)
+    if int(ok.sum()) < 3:
+        return 0.5
+    tr = theil_sen(x[ok], t_tail[ok])
+    evidence["train_slope"] = tr.slope
+    evidence["gap_rel"] = float((feat.smooth[-1] - ts[-1]) / feat.level)
+    return cf.from_p(tr.p_value) if tr.slope < 0 else 0.0
 
 
 def _planned(
