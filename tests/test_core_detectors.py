@@ -507,6 +507,26 @@ def test_spike_message_names_where_the_spikes_were() -> None:
     assert f.message.endswith("spiked 6 times so far, at steps 2100, 2900, 3700 and 3 more")
 
 
+def test_excursions_within_the_noise_of_their_time_are_not_spikes_later() -> None:
+    """Two +45% excursions while the loss is still noisy (10%) are not spikes then, and
+    stay none once the run has calmed down (1%) and the noise estimate has shrunk; the
+    same two excursions in a run calm throughout are spikes at once."""
+    i = np.arange(1, 201, dtype=float)
+    true = 0.4 + 2.0 * np.exp(-i / 3.0)
+    noise = np.where(i <= 60, 0.10, 0.01)
+    val = true * (1 + noise * np.random.default_rng(0).standard_normal(i.size))
+    early = val.copy()
+    early[[30, 45]] = true[[30, 45]] * 1.45
+    for k in (50, 80, 120, 200):
+        assert instability.detect(run(early[:k])) is None, k
+    late = true * (1 + 0.01 * np.random.default_rng(0).standard_normal(i.size))
+    late[[130, 145]] = true[[130, 145]] * 1.45
+    assert instability.detect(run(late[:145])) is None
+    f = instability.detect(run(late[:146]))
+    assert f is not None and f.evidence["spikes"] == 2.0
+    assert f.message.endswith("at steps 13100 and 14600")
+
+
 def _swinging(level: float = 0.25) -> np.ndarray:
     """A flat validation loss that swings by +-30% between evaluations from index 30."""
     val = np.full(N, level)

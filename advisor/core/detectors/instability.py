@@ -226,10 +226,7 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     found = train_divergence(train, params, last) if train is not None else None
     if found is not None:
         return found
-    # Noise from the points up to the smoothed minimum: a divergence or a run of spikes
-    # after it would inflate a whole-run estimate on a short run.
-    quiet = y[: int(np.argmin(smooth)) + 1]
-    noise = sr.robust_noise(quiet) if quiet.size >= 4 else sr.robust_noise(y)
+    noise = _noise_to_min(y, smooth)
     found = _jumps(steps, y, smooth, noise, params, noun=view.noun)
     if found is not None:
         return found
@@ -242,6 +239,13 @@ def detect_features(view: RunView, feat: Features, params: InstabilityParams) ->
     if train is None or float(smooth[-1]) <= float(np.min(smooth)):
         return None
     return train_regress(view, train, params, last)
+
+
+def _noise_to_min(y: np.ndarray, smooth: np.ndarray) -> float:
+    """Noise from the points up to the smoothed minimum: a divergence or a run of spikes
+    after it would inflate a whole-run estimate on a short run."""
+    quiet = y[: int(np.argmin(smooth)) + 1]
+    return sr.robust_noise(quiet) if quiet.size >= 4 else sr.robust_noise(y)
 
 
 def _nonfinite(view: RunView) -> Finding | None:
@@ -309,6 +313,8 @@ def _jumps(
                     "jump_sigma": float(height[j] / noise) if noise > 0 else math.inf,
                 },
             )
+        if not _was_jump(y, int(j), params):
+            continue  # not a jump by the noise known when it happened
         spikes.append(int(steps[j + 1]))
     if pending and len(spikes) + 1 >= params.max_spikes:
         spikes.append(int(steps[-1]))  # the last point: one more spike, or a jump
@@ -322,6 +328,27 @@ def _jumps(
             {"spikes": float(len(spikes)), "first_bad_step": spikes[0]},
         )
     return None
+
+
+def _was_jump(y: np.ndarray, j: int, params: InstabilityParams) -> bool:
+    """Was ``y[j + 1]`` a jump when it was logged, judged on the points up to it?
+
+    The noise estimate comes from the points up to the smoothed minimum, and it shrinks
+    as a run calms down and sets new minima: an excursion that was within the noise when
+    it happened can pass the threshold a hundred evaluations later. Counted then, it
+    raised "spiked N times" about steps long past (the reference trainer's ``lr-too-high``
+    with a warm-up and linear decay, evaluated 5 times per epoch: excursions of epochs
+    3-16 counted at epochs 32-37). A spike counts only if it was one then.
+    """
+    prefix = y[: j + 2]
+    smooth = sr.ema(prefix, sr.ema_beta(int(prefix.size)))
+    ref = float(smooth[-2])
+    noise = _noise_to_min(prefix, smooth)
+    thresh = min(
+        max(params.jump_sigma * noise, params.jump_rel * abs(ref)),
+        params.jump_rel_sure * abs(ref),
+    )
+    return float(prefix[-1]) - ref > thresh
 
 
 def _listed(steps: list[int], most: int = 4) -> str:
