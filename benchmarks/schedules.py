@@ -107,6 +107,12 @@ FAMILIES: tuple[Family, ...] = (
     Family("eval-every", "--preset lr-too-low", "lr-too-low", _E25, UNDER),
     Family("eval-every", "--preset overfit", "overfit", _E25, OVER),
     Family("eval-every", "--preset lr-too-high", "lr-too-high", _E25, UNSTABLE),
+    # Hugging Face's default: linear decay, here after a 10% warm-up (warmup_ratio 0.1).
+    Family("eval-every", "linear, 10%: --preset good", "good", _E25 | _LIN_WU, HEALTHY),
+    Family("eval-every", "linear, 10%: --preset lr-too-low", "lr-too-low", _E25 | _LIN_WU, UNDER),
+    Family("eval-every", "linear, 10%: --preset overfit", "overfit", _E25 | _LIN_WU, OVER),
+    # Not checked: the warm-up and the decay let some of these runs train well.
+    Family("eval-every", "linear, 10%: --preset lr-too-high", "lr-too-high", _E25 | _LIN_WU),
 )
 
 
