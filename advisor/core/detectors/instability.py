@@ -44,6 +44,10 @@ from advisor.model import Severity
 __all__ = ["InstabilityParams", "detect", "detect_features", "stuck"]
 
 
+# Recovered spikes judged again on the points up to them (``_was_jump``), at most.
+_MAX_RECHECKS = 8
+
+
 @dataclass(frozen=True, slots=True)
 class InstabilityParams:
     """Thresholds of the instability detector.
@@ -313,7 +317,9 @@ def _jumps(
                     "jump_sigma": float(height[j] / noise) if noise > 0 else math.inf,
                 },
             )
-        if not _was_jump(y, int(j), params):
+        # Each check reads the points up to the spike again; past _MAX_RECHECKS spikes a
+        # run is spiking whatever its noise was, and the rest count as they stand.
+        if len(spikes) < _MAX_RECHECKS and not _was_jump(y, int(j), params):
             continue  # not a jump by the noise known when it happened
         spikes.append(int(steps[j + 1]))
     if pending and len(spikes) + 1 >= params.max_spikes:
