@@ -267,21 +267,28 @@ def lr_table(cases: list[Case]) -> dict[str, float]:
 
 
 def timing(
-    sizes: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000), reps: int = 25, tau: float = 0.2
+    sizes: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000),
+    reps: int = 25,
+    tau: float = 0.2,
+    spike_frac: float = 0.0,
 ) -> dict[int, tuple[float, float]]:
     """Median wall and CPU milliseconds of ``analyze`` per run length.
 
-    The curve decays with a time constant of ``tau`` of the run: 0.2 reaches its plateau,
-    3.0 is still falling at the end (the underfitting detector then fits its trend
-    models, the most expensive path). The machine is shared, so wall time includes
-    waiting for a core; CPU time (this process only) does not. Sizes are interleaved so
-    that a busy spell hits them all.
+    The curve decays with a time constant of ``tau`` of the run: 0.2 reaches its
+    plateau, 3.0 is still falling at the end (the underfitting detector then fits its
+    trend models, the most expensive path). ``spike_frac`` of the points spike by
+    50-150% (the instability detector then judges every spike). The machine is shared,
+    so wall time includes waiting for a core; CPU time (this process only) does not.
+    Sizes are interleaved so that a busy spell hits them all.
     """
     rng = np.random.default_rng(7)
     runs = {}
     for n in sizes:
         i = np.arange(1, n + 1, dtype=np.float64)
         val = (0.4 + 2.0 * np.exp(-i / (tau * n))) * (1 + 0.01 * rng.standard_normal(n))
+        if spike_frac > 0:
+            hit = rng.choice(n, size=int(spike_frac * n), replace=False)
+            val[hit] *= 1 + rng.uniform(0.5, 1.5, hit.size)
         steps = (i * 10).astype(np.int64)
         wall = 1.7e9 + i
         runs[n] = RunCurves(
@@ -400,7 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             (f"{name}: ahead of every baseline (accuracy and earliness)", ahead_all, "")
         )
     print("\n=== analyze() time by run length (median of 25; shared machine) ===")
-    shapes = {"reaches its plateau": timing(tau=0.2), "still falling": timing(tau=3.0)}
+    shapes = {
+        "reaches its plateau": timing(tau=0.2),
+        "still falling": timing(tau=3.0),
+        "spiking (5% of points)": timing(tau=0.2, spike_frac=0.05),
+    }
     for shape, tm in shapes.items():
         print(f"  {shape}:")
         for n, (wall_ms, cpu_ms) in tm.items():

@@ -369,4 +369,7 @@ def _still_high(
     y: np.ndarray, ref: float, height: float, start: int, params: InstabilityParams
 ) -> bool:
     """Has the value stayed up since the jump, until the last point?"""
+    # Most jumps are spikes that are down again at the next point: decide those in O(1).
+    if start < y.size and not y[start] - ref >= params.sustain_frac * height:
+        return False
     return bool(np.all(y[start:] - ref >= params.sustain_frac * height))
