@@ -379,6 +379,17 @@ def test_truncated_last_record_is_reported_when_final(
         assert [p.position for p in batch.problems] == [f"byte {start}"]
         assert f"incomplete after {cut - start} bytes" in batch.problems[0].message
         assert points(batch) == whole[: len(points(batch))] and points(batch) != whole
+    path.write_bytes(data[:-3])  # read in parts: reported once, by the last part
+    loader, problems, got, calls = TfEventsLoader(path, batch_bytes=64), [], [], 0
+    while True:
+        batch = loader.load(final=True)
+        problems += batch.problems
+        got += points(batch)
+        calls += 1
+        if not batch.more:
+            break
+    assert calls > 2 and [p.position for p in problems] == [f"byte {start}"]
+    assert got == whole[: len(got)]
     spans = records(files["torch"].read_bytes())
     path.write_bytes(files["torch"].read_bytes()[: spans[20][0]] + b"\xffjunk" * 9)
     batch = TfEventsLoader(path).load(final=True)
