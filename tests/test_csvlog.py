@@ -325,9 +325,9 @@ def test_missing_file_then_created_and_directory(tmp_path: Path) -> None:
 
 
 def test_text_in_a_column_of_numbers_is_reported(tmp_path: Path) -> None:
-    """A text cell where the column holds numbers is skipped and reported, by line and
-    column, also when the numbers came in an earlier call; missing-value marks and a
-    column of text alone (a note) are not problems."""
+    """A text cell after a number in its column is skipped and reported, by line and
+    column, also when the numbers came in an earlier call; missing-value marks, a column
+    of text alone (a note) and text before the first number are not problems."""
     path = tmp_path / "log.csv"
     path.write_text("epoch,val_loss,note\n0,1.5,start\n1,NA,x\n2,1.2,y\n")
     loader = CsvLoader(path)
@@ -344,6 +344,16 @@ def test_text_in_a_column_of_numbers_is_reported(tmp_path: Path) -> None:
         f"{path}: line 7: val_loss 'a very long piece...' is not a number; skipped",
     ]
     assert [(t, s) for t, s, _, _ in points(batch) if t == "val_loss"] == [("val_loss", 4)]
+    # Text before the column's first number is not reported, read whole or in parts.
+    path.write_text("epoch,val_loss\n0,warming\n1,1.0\n2,oops\n")
+    whole = [str(p) for p in CsvLoader(path).load().problems]
+    assert whole == [f"{path}: line 4: val_loss 'oops' is not a number; skipped"]
+    path.write_text("epoch,val_loss\n0,warming\n")
+    loader = CsvLoader(path)
+    parts = list(loader.load().problems)
+    with open(path, "a") as fh:
+        fh.write("1,1.0\n2,oops\n")
+    assert [str(p) for p in parts + list(loader.load().problems)] == whole
 
 
 def test_wrong_width_rows_reported_once(tmp_path: Path) -> None:

@@ -127,8 +127,8 @@ class _Layout:
             self.tag_cols.append(col)
             self.tag_ids.append(tag_id(name))
         self.names = names
-        # Columns that held a number: text in one of them is a corrupt cell (reported);
-        # a column of text only (a model name, a list) is no metric and says nothing.
+        # Columns that held a number: text after it is a corrupt cell (reported); a
+        # column of text only (a model name, a list) is no metric and says nothing.
         self.numeric = [False] * len(self.tag_cols)
 
 
@@ -215,8 +215,12 @@ class CsvLoader(LineLoader):
         present = np.ones((len(rows), width), bool)
         for j, col in enumerate(layout.tag_cols):
             values[:, j], present[:, j], text = _numbers(columns[col])
+            if text and not layout.numeric[j]:
+                # Only text after the column's first number, however the file is chunked.
+                first = int(np.argmax(present[:, j])) if present[:, j].any() else len(rows)
+                text = [k for k in text if k > first]
             layout.numeric[j] = layout.numeric[j] or bool(present[:, j].any())
-            if text and layout.numeric[j]:
+            if text:
                 self._text_cells(columns[col], text, where, layout.names[col])
         if layout.wall_col >= 0:
             wall, _, _ = _numbers(columns[layout.wall_col])
