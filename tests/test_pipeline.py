@@ -69,10 +69,11 @@ def _two_episodes(wall: np.ndarray) -> RunCurves:
 
 def test_a_log_without_wall_times_replays_without_the_cooldown() -> None:
     """Steps are not seconds: an alert that reopens 23 epochs after it resolved is sent
-    when the log has no wall times (it was silenced for good: 600 "seconds" of epochs).
-    With wall times a second apart the cooldown still holds it back."""
+    when the log has no wall times (it was silenced for good: 600 "seconds" of epochs),
+    and so is its resolution once the second episode is over. With wall times a second
+    apart the cooldown still holds both back."""
     want = [("opened", "instability", 25), ("resolved", "instability", 43),
-            ("opened", "instability", 66)]  # fmt: skip
+            ("opened", "instability", 66), ("resolved", "instability", 83)]  # fmt: skip
     core, _ = replay_run(_two_episodes(np.full(90, np.nan)), EXACT)
     assert events(core) == want
     untimed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(np.full(90, np.nan)))
