@@ -340,11 +340,12 @@ def _was_jump(y: np.ndarray, j: int, params: InstabilityParams) -> bool:
     """Was ``y[j + 1]`` a jump when it was logged, judged on the points up to it?
 
     The noise estimate comes from the points up to the smoothed minimum, and it shrinks
-    as a run calms down and sets new minima: an excursion that was within the noise when
-    it happened can pass the threshold a hundred evaluations later. Counted then, it
-    raised "spiked N times" about steps long past (the reference trainer's ``lr-too-high``
-    with a warm-up and linear decay, evaluated 5 times per epoch: excursions of epochs
-    3-16 counted at epochs 32-37). A spike counts only if it was one then.
+    as a run calms down and sets new minima (the smoothing also lengthens with the run):
+    an excursion that was within the noise when it happened can pass the threshold a
+    hundred evaluations later. Counted then, it raised "spiked N times" about steps long
+    past (the reference trainer's ``lr-too-high`` with a warm-up and linear decay,
+    evaluated 5 times per epoch: excursions of epochs 3-16 counted at epochs 28-37). A
+    spike counts only if it was one then.
     """
     prefix = y[: j + 2]
     smooth = sr.ema(prefix, sr.ema_beta(int(prefix.size)))
