@@ -157,7 +157,11 @@ def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple
 
     "visible by then" keeps only the runs whose condition is visible (``visible_from``)
     by the target's deadline: a gentle rise can be invisible 15% after the minimum, and a
-    short run has fewer than the 12 evaluations underfitting needs by 30% of it.
+    short run has fewer than the 12 evaluations underfitting needs by 30% of it. Three
+    variants measure from what a run shows instead: overfitting within 15% of the run,
+    or 4 evaluations on a short one, after it is visible; underfitting by 30% or once
+    visible; instability at the first bad point but for divergences (whose first point
+    looks like a spike that recovers, which must raise nothing).
     """
     keys = [
         "overfit<=min+15%",
@@ -165,6 +169,8 @@ def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple
         "underfit<=30%",
         "underfit<=30% (visible by then)",
         "underfit<=max(30%,vis)",
+        "overfit<=vis+max(15%,4 evals)",
+        "instab@first_bad (not a divergence)",
         "instab@first_bad",
         "instab<=first_bad+1",
     ]
@@ -184,6 +190,8 @@ def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple
             add("overfit<=min+15%", ok, c)
             if c.visible_from <= deadline:
                 add("overfit<=min+15% (visible by then)", ok, c)
+            lim = c.visible_from + max(0.15, 4 / o.n)
+            add("overfit<=vis+max(15%,4 evals)", f is not None and f <= lim + 1e-4)
         elif c.label is Diagnosis.UNDERFITTING:
             ok = f is not None and f <= 0.3 + 1e-4
             add("underfit<=30%", ok, c)
@@ -195,6 +203,8 @@ def earliness_targets(cases: list[Case], outs: list[Outcome]) -> dict[str, tuple
             bad = int(c.truth["first_bad"])
             idx = None if f is None else round(f * o.n) - 1
             add("instab@first_bad", idx is not None and idx <= bad)
+            if not c.name.startswith("diverge"):
+                add("instab@first_bad (not a divergence)", idx is not None and idx <= bad)
             add("instab<=first_bad+1", idx is not None and idx <= bad + 1)
     return {k: (v[0], v[1]) for k, v in res.items()}
 
