@@ -527,6 +527,30 @@ def test_excursions_within_the_noise_of_their_time_are_not_spikes_later() -> Non
     assert f.message.endswith("at steps 13100 and 14600")
 
 
+def test_a_loss_that_barely_leaves_its_first_value_but_falls_steadily_underfits() -> None:
+    """2.30 falling 0.1% per evaluation (an LR 100x too low) is underfitting at its 12th
+    evaluation, or 12 evaluations from the end of a warm-up; the same loss without the fall is
+    instability's "no progress" instead, and a healthy fall is neither."""
+    i = np.arange(1, 41, dtype=float)
+    slow = 2.3 * (1 - 0.001 * i) * (1 + 0.0005 * np.random.default_rng(0).standard_normal(40))
+    assert underfitting.detect(run(slow[:11])) is None
+    f = underfitting.detect(run(slow[:12]))
+    assert f is not None and f.diagnosis is Diagnosis.UNDERFITTING
+    assert f.evidence["evaluations"] == 12.0 and 0.98 < f.evidence["best_to_first"] < 1.0
+    assert "far too slowly" in f.message
+    alerts, summary = replay_run(run(slow))
+    assert alerts[0].finding.diagnosis is Diagnosis.UNDERFITTING
+    assert alerts[0].finding.step == 1200 and summary.diagnosis is Diagnosis.UNDERFITTING
+    warm = np.minimum(1.0, i / 10) * 1e-5  # rises over 10 evaluations, then constant
+    assert underfitting.detect(run(slow[:20], lr=warm[:20])) is None
+    assert underfitting.detect(run(slow[:21], lr=warm[:21])) is not None
+    flat = 2.3 * (1 + 0.0005 * np.random.default_rng(1).standard_normal(40))
+    assert underfitting.detect(run(flat)) is None
+    g = instability.detect(run(flat))
+    assert g is not None and "no progress" in g.message
+    assert underfitting.detect(run(noisy(healthy())[:12])) is None
+
+
 def _swinging(level: float = 0.25) -> np.ndarray:
     """A flat validation loss that swings by +-30% between evaluations from index 30."""
     val = np.full(N, level)

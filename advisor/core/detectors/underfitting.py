@@ -23,6 +23,11 @@ still bring ``plan_min_remaining_rel`` of the level by the planned end, is under
 last part of the run, train longer). This needs no count of evaluations, so a long run
 is flagged at a fifth to a quarter of its length instead of after 10-15 evaluations.
 
+A loss that has barely left its first value after ``slow_points`` evaluations, yet falls
+with a significant trend, is learning far too slowly whatever the time priors say:
+underfitting at once. (Without the trend it is instability's "no progress", a network
+that does not learn at all.)
+
 Neither test calls a fast fall underfitting (over ``max_drop_rel`` or
 ``plan_max_drop_rel`` of the level per third of the phase): a decaying LR brings the loss
 down steeply a second time, and that is not a LR too small to learn.
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.core import confidence as cf
+from advisor.core import series as sr
 from advisor.core.features import Features
 from advisor.core.features import RunView
 from advisor.core.features import features_of
@@ -156,6 +162,22 @@ class UnderfittingParams:
             there), since a training loss that falls fast at the end of a 1cycle leaves
             its average far behind: ``one-cycle`` seed 77 at 0.10 by the medians, over
             0.25 smoothed, was alerted on its last evaluation.
+        slow_points: a validation loss whose smoothed best is still ``slow_frac`` of its
+            first value or more after this many evaluations, the LR not rising over the
+            last of them...
+        slow_frac: ...(see ``slow_points``)...
+        slow_trend_p: ...that falls over the run (Theil-Sen slope below zero, Mann-Kendall
+            p at most this) learns, but far too slowly: underfitting, at once (paper-notes
+            §2 row 1: still falling, no plateau in sight). The same numbers as the
+            instability detector's no-progress test, which takes such a loss without the
+            falling trend. The count-based tests called these runs horizontal (under
+            ``min_drop_rel``) and the planned-length test saw too little to come: AdamW at
+            LR 1e-5 with a warm-up and linear decay, evaluated 5 times per epoch, 2.30 ->
+            2.05 at 20% accuracy over 40 epochs, was alerted at 37-56% of the run.
+            Measured over the suites and the reference trainer's runs of this README
+            (about 900): it fires on runs labelled underfitting only (that one, AdamW at
+            1e-5 once per epoch, ``lr-too-low`` evaluated 5 times per epoch, one tune run),
+            at their 12th evaluation or the 12th after a warm-up.
     """
 
     min_points: int = 10
@@ -176,6 +198,9 @@ class UnderfittingParams:
     max_train_ratio: float = 0.25
     max_drop_rel: float = 0.25
     plan_max_drop_rel: float = 0.2
+    slow_points: int = 12
+    slow_frac: float = 0.95
+    slow_trend_p: float = 0.05
 
     def __post_init__(self) -> None:
         if not (self.plan_tau_fast > 0 and self.plan_min_lam > 0):
@@ -210,6 +235,9 @@ def detect_features(
     """Underfitting from an already built view and its features (and phase fit)."""
     if fits_training_data(view, feat, params.max_train_ratio):
         return None
+    slow = _slow_start(view, params)
+    if slow is not None:
+        return slow
     frac = view.elapsed()
     if frac is not None and frac <= params.plan_max_elapsed:
         # The planned length says how far the run is: it replaces the count prior.
@@ -287,6 +315,28 @@ def _counted(
         f"of the phase, {'not slowing down' if steady else 'slowing, but far above the noise'}); "
         f"{_to_come(remaining)}",
         evidence,
+    )
+
+
+def _slow_start(view: RunView, params: UnderfittingParams) -> Finding | None:
+    """A loss still near its first value that falls steadily: learning, far too slowly."""
+    steps, y = view.val.finite_part()
+    if not view.val_is_loss or y.size < params.slow_points or y[0] <= 0:
+        return None
+    best = float(np.min(sr.ema(y, sr.ema_beta(int(y.size))))) / float(y[0])
+    if best < params.slow_frac or view.lr_rose_since(int(steps[-params.slow_points])):
+        return None
+    trend = theil_sen(steps.astype(np.float64), y)
+    if not (trend.slope < 0 and trend.p_value <= params.slow_trend_p):
+        return None
+    return Finding(
+        Diagnosis.UNDERFITTING,
+        Severity.WARNING,
+        cf.combine(cf.from_p(trend.p_value), cf.margin(best, params.slow_frac, 0.02)),
+        int(steps[-1]),
+        f"validation {view.noun} is still {100 * best:.0f}% of its first value after "
+        f"{y.size} evaluations, though falling steadily: learning, but far too slowly",
+        {"best_to_first": best, "trend_p": trend.p_value, "evaluations": float(y.size)},
     )
 
 
