@@ -287,10 +287,7 @@ def _jumps(
     """
     ref = smooth[:-1]
     height = y[1:] - ref
-    thresh = np.minimum(
-        np.maximum(params.jump_sigma * noise, params.jump_rel * np.abs(ref)),
-        params.jump_rel_sure * np.abs(ref),
-    )
+    thresh = _jump_threshold(ref, noise, params)
     jump = np.nonzero(height > thresh)[0]
     if jump.size == 0:
         return None
@@ -349,13 +346,18 @@ def _was_jump(y: np.ndarray, j: int, params: InstabilityParams) -> bool:
     """
     prefix = y[: j + 2]
     smooth = sr.ema(prefix, sr.ema_beta(int(prefix.size)))
-    ref = float(smooth[-2])
-    noise = _noise_to_min(prefix, smooth)
-    thresh = min(
-        max(params.jump_sigma * noise, params.jump_rel * abs(ref)),
-        params.jump_rel_sure * abs(ref),
+    ref = smooth[-2:-1]
+    thresh = _jump_threshold(ref, _noise_to_min(prefix, smooth), params)
+    return bool(prefix[-1] - ref[0] > thresh[0])
+
+
+def _jump_threshold(ref: np.ndarray, noise: float, params: InstabilityParams) -> np.ndarray:
+    """How far above the smoothed values ``ref`` a point must be to be a jump."""
+    thresh: np.ndarray = np.minimum(
+        np.maximum(params.jump_sigma * noise, params.jump_rel * np.abs(ref)),
+        params.jump_rel_sure * np.abs(ref),
     )
-    return float(prefix[-1]) - ref > thresh
+    return thresh
 
 
 def _listed(steps: list[int], most: int = 4) -> str:
