@@ -3,7 +3,7 @@
 Each module also exposes ``detect_features(view, features, params)`` so that
 ``analysis.analyze`` cleans and smooths a run once for all detectors. The private
 modules (``_oscillation``, ``_progress``, ``_training``) hold the instability detector's
-tests, one concept each.
+tests, one concept each; underfitting shares ``_progress.near_start``.
 """
 
 from __future__ import annotations

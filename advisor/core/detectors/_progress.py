@@ -1,13 +1,16 @@
-"""Progress of a run: a validation loss that never fell, and how far a training loss
-fell over a window (the instability detector's oscillation and no-progress tests)."""
+"""Progress of a run: a validation loss still near its first value (instability's
+no-progress test without a falling trend, underfitting's slow start with one), and how
+far a training loss fell over a window (instability's oscillation test)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advisor.core.features import RunView
+from advisor.core.fit import Slope
 from advisor.core.fit import theil_sen
 from advisor.model import Diagnosis
 from advisor.model import Finding
@@ -15,6 +18,41 @@ from advisor.model import Severity
 
 if TYPE_CHECKING:
     from advisor.core.detectors.instability import InstabilityParams
+
+
+@dataclass(frozen=True, slots=True)
+class NearStart:
+    """A validation loss still near its first value.
+
+    Attributes:
+        best_to_first: its smoothed best over its first value.
+        trend: its Theil-Sen slope and Mann-Kendall p-value over the run.
+    """
+
+    best_to_first: float
+    trend: Slope
+
+
+def near_start(
+    view: RunView,
+    steps: np.ndarray,
+    y: np.ndarray,
+    smooth: np.ndarray,
+    *,
+    points: int,
+    frac: float,
+) -> NearStart | None:
+    """The finite validation loss ``y`` (at ``steps``, smoothed ``smooth``) after
+    ``points`` evaluations or more, when its smoothed best is still ``frac`` of its first
+    value or more and the LR did not rise over the last ``points`` (a warm-up or a range
+    test holds the loss up on purpose; a network that a warm-up's peak killed is judged
+    once it is over). None otherwise, and for a validation metric or a first loss <= 0."""
+    if not view.val_is_loss or y.size < points or y[0] <= 0:
+        return None
+    best = float(np.min(smooth)) / float(y[0])
+    if best < frac or view.lr_rose_since(int(steps[-points])):
+        return None
+    return NearStart(best, theil_sen(steps.astype(np.float64), y))
 
 
 def no_progress(
@@ -26,16 +64,12 @@ def no_progress(
     params: InstabilityParams,
     last: int,
 ) -> Finding | None:
-    """A validation loss that never fell: its smoothed best still within ``flat_frac`` of
-    the first evaluation after ``flat_points`` of them, with no falling trend, and the LR
-    not rising over the last ``flat_points`` (a warm-up or a range test holds the loss up
-    on purpose; a network that a warm-up's peak killed is caught once it is over)."""
-    if not view.val_is_loss or y.size < params.flat_points or y[0] <= 0:
+    """A validation loss that never fell: near its start (``near_start`` with
+    ``flat_points`` and ``flat_frac``) with no falling trend."""
+    start = near_start(view, steps, y, smooth, points=params.flat_points, frac=params.flat_frac)
+    if start is None:
         return None
-    best = float(np.min(smooth)) / float(y[0])
-    if best < params.flat_frac or view.lr_rose_since(int(steps[-params.flat_points])):
-        return None
-    trend = theil_sen(steps.astype(np.float64), y)
+    best, trend = start.best_to_first, start.trend
     if trend.slope < 0 and trend.p_value <= params.flat_trend_p:
         return None
     return Finding(

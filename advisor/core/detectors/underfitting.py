@@ -45,6 +45,7 @@ import numpy as np
 
 from advisor.core import confidence as cf
 from advisor.core import series as sr
+from advisor.core.detectors._progress import near_start
 from advisor.core.features import Features
 from advisor.core.features import RunView
 from advisor.core.features import features_of
@@ -319,14 +320,14 @@ def _counted(
 
 
 def _slow_start(view: RunView, params: UnderfittingParams) -> Finding | None:
-    """A loss still near its first value that falls steadily: learning, far too slowly."""
+    """A loss near its start (``near_start`` with ``slow_points`` and ``slow_frac``) that
+    falls steadily: learning, far too slowly."""
     steps, y = view.val.finite_part()
-    if not view.val_is_loss or y.size < params.slow_points or y[0] <= 0:
+    smooth = sr.ema(y, sr.ema_beta(int(y.size)))
+    start = near_start(view, steps, y, smooth, points=params.slow_points, frac=params.slow_frac)
+    if start is None:
         return None
-    best = float(np.min(sr.ema(y, sr.ema_beta(int(y.size))))) / float(y[0])
-    if best < params.slow_frac or view.lr_rose_since(int(steps[-params.slow_points])):
-        return None
-    trend = theil_sen(steps.astype(np.float64), y)
+    best, trend = start.best_to_first, start.trend
     if not (trend.slope < 0 and trend.p_value <= params.slow_trend_p):
         return None
     return Finding(
