@@ -126,7 +126,6 @@ class _Layout:
                 continue
             self.tag_cols.append(col)
             self.tag_ids.append(tag_id(name))
-        self.names = names
         # Columns that held a number: text after it is a corrupt cell (reported); a
         # column of text only (a model name, a list) is no metric and says nothing.
         self.numeric = [False] * len(self.tag_cols)
@@ -221,7 +220,7 @@ class CsvLoader(LineLoader):
                 text = [k for k in text if k > first]
             layout.numeric[j] = layout.numeric[j] or bool(present[:, j].any())
             if text:
-                self._text_cells(columns[col], text, where, layout.names[col])
+                self._text_cells(columns[col], text, where, layout.header[col].strip())
         if layout.wall_col >= 0:
             wall, _, _ = _numbers(columns[layout.wall_col])
             wall = wall_seconds_array(wall)
