@@ -58,6 +58,37 @@ def test_steps_tags_and_wall_time(tmp_path: Path) -> None:
     assert [p[:2] for p in points(batch)] == [("loss", 0), ("loss", 1), ("loss", 9)]
 
 
+def test_non_finite_strings_are_numbers_and_other_text_is_reported(tmp_path: Path) -> None:
+    """Writers without NaN in JSON spell it as a string: kept as NaN/inf (instability
+    evidence). Other text in a key that held a number is reported, once per line; text
+    before a key's first number, and null, are skipped in silence."""
+    path = tmp_path / "log.jsonl"
+    write_lines(
+        path,
+        [
+            {"step": 1, "val_loss": 1.0, "status": "ok", "acc": "pending"},
+            {"step": 2, "val_loss": "NaN", "acc": 0.5},
+            {"step": 3, "val_loss": "abc", "train": {"loss": " -Infinity "}},
+            {"step": 4, "val_loss": None, "acc": "n/a", "status": "done"},
+            {"step": 5, "val_loss": "inf", "acc": "a" * 30},
+        ],
+    )
+    batch = JsonlLoader(path).load()
+    assert [str(p) for p in batch.problems] == [
+        f"{path}: line 3: val_loss 'abc' is not a number; skipped",
+        f"{path}: line 4: acc 'n/a' is not a number; skipped",
+        f"{path}: line 5: acc 'aaaaaaaaaaaaaaaaa...' is not a number; skipped",
+    ]
+    assert points(batch) == [
+        ("val_loss", 1, "nan", "1.0"),
+        ("val_loss", 2, "nan", "nan"),
+        ("acc", 2, "nan", "0.5"),
+        ("train/loss", 3, "nan", "-inf"),
+        ("val_loss", 5, "nan", "inf"),
+    ]
+    assert sniff(b'{"step": 1, "loss": "NaN"}\n')
+
+
 def test_invalid_lines_reported_once_and_skipped(tmp_path: Path) -> None:
     """A bad complete line is reported with its number once, and reading goes on."""
     path = tmp_path / "log.jsonl"
@@ -114,6 +145,7 @@ TEXT = (
     '\ufeff{"step": 0, "loss": 2.5, "val": {"loss": 3.0}}\r\n\r\n'
     '{"step": 1, "loss": NaN}\r\n{"step": 2, "loss": Infinity}\n'
     '{"step": 3, "loss": 1.0, "wall_time": 1.7e9}\n'
+    '{"step": 4, "loss": "-inf", "val": {"loss": "x"}}\n'
 ).encode()
 
 
@@ -124,7 +156,7 @@ def test_appending_in_chunks_equals_reading_whole(tmp_path: Path, cuts: list[int
     seen = append_in_chunks(JsonlLoader, tmp_path / "chunked.jsonl", TEXT, cuts)
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(TEXT)
-    assert seen == drain(JsonlLoader(whole)) and len(seen) == 5
+    assert seen == drain(JsonlLoader(whole)) and len(seen) == 6
 
 
 def test_one_byte_at_a_time(tmp_path: Path) -> None:

@@ -6,9 +6,15 @@ one metric). Once the first metric line has logged a step, a metric line without
 reported and skipped: an index there would land on the logged steps. The wall time is
 ``wall_time``, ``timestamp`` or ``time`` when it holds seconds (or milliseconds) since
 the epoch. Every other number is a tag; nested objects are flattened with ``/``
-(``{"val": {"loss": 1}}`` → ``val/loss``); booleans, strings, lists and nulls are not
-metrics. ``epoch`` stays a tag even when it is the step. An invalid line is reported
-once, with its number, and skipped.
+(``{"val": {"loss": 1}}`` → ``val/loss``); booleans, lists and nulls are not metrics.
+Strict JSON has no NaN or infinity, so writers that keep them spell them as strings
+(``"NaN"``, ``"Infinity"``, ``"-inf"``: what Python's ``float()`` reads): those are
+numbers here, the evidence of a diverged run. Any other string is not a metric; in a key
+that held a number on an earlier line it is reported (the point is lost), as CSV does
+for text in a column of numbers. A null is skipped in silence: pandas' ``to_json``
+writes it for a value not logged in that row (orjson and JavaScript for NaN, but the
+two cannot be told apart). ``epoch`` stays a tag even when it is the step. An invalid
+line is reported once, with its number, and skipped.
 """
 
 from __future__ import annotations
@@ -30,10 +36,21 @@ __all__ = ["JsonlLoader", "sniff"]
 _STEP_PRIORITY = (*STEP_KEYS, "epoch")
 _NOT_TAGS = frozenset((*STEP_KEYS, *WALL_KEYS))
 _MAX_DEPTH = 8
+# The spellings of NaN and infinity that float() reads, lower-cased.
+_NON_FINITE = frozenset(
+    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
+)
 
 
-def _flatten(obj: dict[str, Any], prefix: str, out: list[tuple[str, float]], depth: int) -> None:
-    """Collect the numbers of a (nested) object as (tag, value), in key order."""
+def _flatten(
+    obj: dict[str, Any],
+    prefix: str,
+    out: list[tuple[str, float]],
+    depth: int,
+    texts: list[tuple[str, str]] | None = None,
+) -> None:
+    """Collect the numbers of a (nested) object as (tag, value), in key order, and the
+    other strings as (tag, text) in ``texts`` when given."""
     for key, value in obj.items():
         kind = type(value)
         if kind is float or kind is int:
@@ -43,8 +60,16 @@ def _flatten(obj: dict[str, Any], prefix: str, out: list[tuple[str, float]], dep
                 out.append((prefix + key, float(value)))
             except OverflowError:  # an integer past float range
                 continue
+        elif kind is str:
+            if not prefix and key in _NOT_TAGS:
+                continue
+            spelled = value.strip().lower()
+            if spelled in _NON_FINITE:
+                out.append((prefix + key, float(spelled)))
+            elif texts is not None:
+                texts.append((prefix + key, value))
         elif kind is dict and depth < _MAX_DEPTH:
-            _flatten(value, f"{prefix}{key}/", out, depth + 1)
+            _flatten(value, f"{prefix}{key}/", out, depth + 1, texts)
 
 
 def _has_step(obj: dict[str, Any]) -> bool:
@@ -105,10 +130,12 @@ class JsonlLoader(LineLoader):
         super().__init__(path, **kwargs)
         self._metric_lines = 0
         self._stepped = False  # the first metric line logged a step
+        self._numeric: set[str] = set()  # the tags that held a number
 
     def _forget(self) -> None:
         self._metric_lines = 0
         self._stepped = False
+        self._numeric.clear()
 
     def _parse(self, lines: list[str], first_line: int) -> None:
         tag_ids: list[int] = []
@@ -117,6 +144,8 @@ class JsonlLoader(LineLoader):
         values: list[float] = []
         tag_id = self._points.tag_id
         found: list[tuple[str, float]] = []
+        texts: list[tuple[str, str]] = []
+        numeric = self._numeric
         for i, line in enumerate(lines):
             if not line or line.isspace():
                 continue
@@ -129,7 +158,14 @@ class JsonlLoader(LineLoader):
                 self._problems.add(f"line {first_line + i}", "not a JSON object; skipped")
                 continue
             found.clear()
-            _flatten(obj, "", found, 0)
+            texts.clear()
+            _flatten(obj, "", found, 0, texts)
+            for tag, text in texts:
+                if tag in numeric:
+                    shown = text if len(text) <= 20 else text[:17] + "..."
+                    self._problems.add(
+                        f"line {first_line + i}", f"{tag} {shown!r} is not a number; skipped"
+                    )
             if not found:
                 continue
             has_step = _has_step(obj)
@@ -145,6 +181,7 @@ class JsonlLoader(LineLoader):
                 continue
             wall = _wall_of(obj)
             for tag, value in found:
+                numeric.add(tag)
                 tag_ids.append(tag_id(tag))
                 steps.append(step)
                 walls.append(wall)
