@@ -18,6 +18,7 @@ that the daemon can persist it and resume without alerting twice.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -235,6 +236,7 @@ def _hold_to_dict(h: Hold) -> dict[str, Any]:
         "streak_key": None if h.streak_key is None else [
             h.streak_key[0].value, h.streak_key[1].value if h.streak_key[1] else None],
         "clear": h.clear,
+        "level": None if math.isnan(h.level) else h.level,
     }  # fmt: skip
 
 
@@ -251,4 +253,5 @@ def _hold_from_dict(d: Mapping[str, Any]) -> Hold:
         streak=int(d["streak"]),
         streak_key=_key_from(d["streak_key"]),
         clear=int(d["clear"]),
+        level=math.nan if d.get("level") is None else float(d["level"]),
     )

@@ -83,3 +83,24 @@ def test_instability_resolves_when_the_run_recovers_not_when_it_pauses(
     assert events[0] == (AlertEvent.OPENED, Diagnosis.INSTABILITY)
     assert ((AlertEvent.RESOLVED, Diagnosis.INSTABILITY) in events) is resolves
     assert (summary.diagnosis is Diagnosis.INSTABILITY) is not resolves
+
+
+def test_oscillation_alert_stands_through_a_pause_until_the_loss_makes_progress() -> None:
+    """A loss that learned (2.3 -> 1.0), then bounces by +-20% about 1.0, calms for 10
+    evaluations and bounces again keeps one alert open through the calm (the swings
+    paused; the loss made no progress); once it falls to half that level the alert
+    resolves."""
+    rng = np.random.default_rng(1)
+    fall = 1.0 + 1.3 * np.exp(-np.arange(8) / 2.0)
+    swings = 1.0 + 0.2 * np.where(np.arange(20) % 2 == 0, 1.0, -1.0)
+    calm = 1.0 + 0.01 * rng.standard_normal(10)
+    recover = np.linspace(1.0, 0.5, 15) * (1 + 0.005 * rng.standard_normal(15))
+    val = np.concatenate([fall, swings, calm, swings, recover, np.full(10, 0.5)])
+    alerts, summary = replay_run(_run(val))
+    events = [(a.event, a.finding.diagnosis, a.finding.step // 10) for a in alerts]
+    assert [e[:2] for e in events] == [
+        (AlertEvent.OPENED, Diagnosis.INSTABILITY),
+        (AlertEvent.RESOLVED, Diagnosis.INSTABILITY),
+    ]
+    assert events[1][2] > 8 + 20 + 10 + 20  # resolved once the loss fell, not in the calm
+    assert summary.diagnosis is Diagnosis.HEALTHY

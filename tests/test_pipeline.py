@@ -73,13 +73,13 @@ def test_a_log_without_wall_times_replays_without_the_cooldown() -> None:
     and so is its resolution once the second episode is over. With wall times a second
     apart the cooldown still holds both back."""
     want = [("opened", "instability", 25), ("resolved", "instability", 43),
-            ("opened", "instability", 66), ("resolved", "instability", 83)]  # fmt: skip
-    core, _ = replay_run(_two_episodes(np.full(90, np.nan)), EXACT)
+            ("opened", "instability", 66), ("resolved", "instability", 92)]  # fmt: skip
+    core, _ = replay_run(_two_episodes(np.full(100, np.nan)), EXACT)
     assert events(core) == want
-    untimed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(np.full(90, np.nan)))
+    untimed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(np.full(100, np.nan)))
     assert events(untimed) == want
     assert all(a.wall_time is None for a in untimed)
-    timed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(1.7e9 + np.arange(90.0)))
+    timed = Pipeline(BOOK, params=EXACT).advance(_two_episodes(1.7e9 + np.arange(100.0)))
     assert events(timed) == want[:2]
 
 
@@ -109,6 +109,30 @@ def test_restart_from_persisted_state_alerts_nothing_twice(scenario) -> None:
     resumed.load_state(first.state_to_json())
     got += resumed.advance(rc)
     assert events(got) == events(whole)
+
+
+def test_restart_in_an_oscillation_pause_keeps_the_alert() -> None:
+    """The level an oscillation alert must fall from to resolve is saved with the state
+    (and a state written before it existed loads, with no level): resuming in the pause
+    between two bouts of swings neither resolves nor reopens the alert."""
+    swings = 1.0 + 0.2 * np.where(np.arange(20) % 2 == 0, 1.0, -1.0)
+    calm = 1.0 + 0.01 * np.random.default_rng(1).standard_normal(10)
+    val = np.concatenate([1.0 + 1.3 * np.exp(-np.arange(8) / 2.0), swings, calm, swings])
+    step = np.arange(1, val.size + 1, dtype=np.int64) * 10
+    wall = 1.7e9 + step.astype(float)
+    rc = RunCurves("osc", {"val_loss": Curve("val_loss", TagRole(Role.VAL_LOSS), step, wall, val)})
+    whole = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN).advance(rc)
+    assert [a.event for a in whole] == [AlertEvent.OPENED]
+    first = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN)
+    got = first.advance(prefix(rc, int(step[8 + 20 + 5])))
+    state = first.state_to_json()
+    resumed = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN)
+    resumed.load_state(state)
+    assert events(got + resumed.advance(rc)) == events(whole)
+    old = json.loads(state)
+    for run in old["runs"].values():
+        del run["hold"]["level"]
+    Pipeline(BOOK, params=EXACT).load_state(json.dumps(old))
 
 
 # What the daemon uses for a run already analysed: one analysis per batch, at its end.

@@ -8,6 +8,7 @@ finite validation points, or no validation signal, is ``unknown``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -73,6 +74,8 @@ class Analysis:
             (``instability.stuck``).
         fits_training: the model fits its training data far better than the validation
             set (``underfitting.fits_training_data``).
+        recent_level: where the validation loss is now, whatever its swings
+            (``instability.recent_level``; NaN for a metric or too few points).
     """
 
     run: str
@@ -85,6 +88,7 @@ class Analysis:
     last_step: int
     stuck: bool = False
     fits_training: bool = False
+    recent_level: float = math.nan
 
 
 def analyze(rc: RunCurves, params: AnalysisParams | None = None) -> Analysis:
@@ -142,13 +146,21 @@ def _analyze_view(view: RunView, params: AnalysisParams) -> Analysis:
         under = underfitting.detect_features(view, feat, params.underfitting, trend)
         healthy = plateau.detect_features(view, feat, params.plateau)
         found.extend(f for f in (over, under, healthy) if f is not None)
-    stuck = instability.stuck(view, view.val.finite_part()[1], params.instability)
+    finite = view.val.finite_part()[1]
+    stuck = instability.stuck(view, finite, params.instability)
     fits = underfitting.fits_training_data(view, feat, params.underfitting.max_train_ratio)
-    if not found:
-        return Analysis(
-            view.run, Diagnosis.UNKNOWN, None, (), trend, None, points, last, stuck, fits
-        )
-    top = found[0]
+    level = instability.recent_level(view, finite, params.instability)
+    top = found[0] if found else None
     return Analysis(
-        view.run, top.diagnosis, top, tuple(found), trend, None, points, last, stuck, fits
+        view.run,
+        top.diagnosis if top else Diagnosis.UNKNOWN,
+        top,
+        tuple(found),
+        trend,
+        None,
+        points,
+        last,
+        stuck,
+        fits,
+        level,
     )

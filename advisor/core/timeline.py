@@ -11,8 +11,9 @@ Alert lifecycle: a non-healthy diagnosis opens an alert once it has held for
 ``patience`` consecutive evaluations, or at once when its confidence reaches ``sure``
 (instability findings, which confirm themselves, open at once); a change of severity
 that holds as long updates it; ``resolve_patience`` consecutive evaluations without it
-resolve it (evaluations that still fit it do not count: see ``_still_consistent``). An
-alert's step is the step at which the advisor would have said it.
+resolve it (evaluations that still fit it do not count: see ``_still_consistent``; an
+oscillation alert without progress needs longer: ``_resolve_patience``). An alert's step
+is the step at which the advisor would have said it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from advisor.core.analysis import Analysis
 from advisor.core.analysis import AnalysisParams
 from advisor.core.analysis import analyze_view
+from advisor.core.detectors import instability
 from advisor.core.features import RunView
 from advisor.core.features import view_of
 from advisor.model import Alert
@@ -196,6 +198,8 @@ class Hold:
         streak: consecutive evaluations with the same raw key as the last one.
         streak_key: that raw key.
         clear: consecutive evaluations without the held diagnosis.
+        level: for a held oscillation, the validation loss's ``Analysis.recent_level``
+            when it opened or last updated (NaN otherwise).
     """
 
     key: _Key | None = None
@@ -203,6 +207,7 @@ class Hold:
     streak: int = 0
     streak_key: _Key | None = None
     clear: int = 0
+    level: float = math.nan
 
 
 def hold_step(
@@ -218,25 +223,33 @@ def hold_step(
     streak = h.streak + 1 if key == h.streak_key else 1
     alerting = key[0] in RULES and a.finding is not None
     ready = alerting and _ready(key, streak, params, a.finding.confidence if a.finding else 0.0)
-    held, held_finding, clear = h.key, h.finding, h.clear
+    held, held_finding, clear, level = h.key, h.finding, h.clear, h.level
     events: list[tuple[AlertEvent, Finding]] = []
     if held is not None and held_finding is not None:
         if key[0] == held[0]:
             clear = 0
         elif not _still_consistent(held[0], a):
             clear += 1
-        if clear >= params.resolve_patience or (alerting and key[0] != held[0] and ready):
+        if clear >= _resolve_patience(a, level, params) or (
+            alerting and key[0] != held[0] and ready
+        ):
             events.append((AlertEvent.RESOLVED, _as_of(held_finding, a)))
-            held, held_finding, clear = None, None, 0
+            held, held_finding, clear, level = None, None, 0, math.nan
         elif alerting and key != held and ready:
             assert a.finding is not None
             events.append((AlertEvent.UPDATED, a.finding))
-            held, held_finding = key, a.finding
+            held, held_finding, level = key, a.finding, _level_of(a)
     if held is None and alerting and ready:
         assert a.finding is not None
         events.append((AlertEvent.OPENED, a.finding))
-        held, held_finding, clear = key, a.finding, 0
-    return Hold(held, held_finding, streak, key, clear), events
+        held, held_finding, clear, level = key, a.finding, 0, _level_of(a)
+    return Hold(held, held_finding, streak, key, clear, level), events
+
+
+def _level_of(a: Analysis) -> float:
+    """What an alert opened or updated on ``a`` keeps for ``_resolve_patience``."""
+    osc = a.finding is not None and instability.is_oscillation(a.finding)
+    return a.recent_level if osc else math.nan
 
 
 def _alerts(
@@ -267,6 +280,26 @@ def when_of(rc: RunCurves, step: int) -> tuple[float | None, float | None]:
     return ep, wt
 
 
+def _resolve_patience(a: Analysis, level: float, params: ReplayParams) -> int:
+    """Evaluations without the held diagnosis that resolve its alert.
+
+    ``resolve_patience``; but an oscillation alert (``level`` known) while the loss has
+    made no progress since it opened (``instability.no_progress_since``: the test of
+    ``stuck`` against that level instead of the first value) needs a whole oscillation
+    window (``osc_window`` evaluations). The oscillation test judges a window of
+    evaluations; a few evaluations after it fails, that window is still mostly the same
+    swings, a little under a threshold, not a run that calmed down. A run that bounces
+    for good resolved and opened again, up to 4 times in one run of ``lr-too-high``
+    evaluated 5 times per epoch (9-39% accuracy; the swings paused for 1-10
+    evaluations), and once in 4 of the reference trainer's ``lr-too-high`` runs of seeds
+    8-47. A loss that fell since, by the same measure, has recovered.
+    """
+    inst = params.analysis.instability
+    if instability.no_progress_since(a.recent_level, level, inst):
+        return max(params.resolve_patience, inst.osc_window)
+    return params.resolve_patience
+
+
 def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
     """Does an evaluation without the held diagnosis still fit it?
 
@@ -285,7 +318,8 @@ def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
     validation loss has made no progress since its first evaluation
     (``instability.stuck``) the instability still stands. The reference
     trainer's ``lr-too-high`` seeds 34, 36 and 39 bounced at 20-50% accuracy for 40
-    epochs; their alerts resolved between swings and the runs ended "healthy".
+    epochs; their alerts resolved between swings and the runs ended "healthy" (see also
+    ``_resolve_patience``).
     """
     if held is Diagnosis.UNDERFITTING:
         return (

@@ -20,6 +20,9 @@ from advisor.model import Severity
 if TYPE_CHECKING:
     from advisor.core.detectors.instability import InstabilityParams
 
+# The evidence key that marks an oscillation finding.
+_AMPLITUDE = "amplitude_rel"
+
 
 def oscillation(
     view: RunView,
@@ -72,8 +75,13 @@ def oscillation(
         min(1.0, 0.5 + rel),
         last,
         f"validation {view.noun} oscillates by {rel * 100:.0f}% between evaluations",
-        {"amplitude_rel": rel, "flips": flips, "trend_p": trend.p_value},
+        {_AMPLITUDE: rel, "flips": flips, "trend_p": trend.p_value},
     )
+
+
+def is_oscillation(finding: Finding) -> bool:
+    """Is this an oscillation finding (not a NaN, jump, spike or divergence)?"""
+    return finding.diagnosis is Diagnosis.INSTABILITY and _AMPLITUDE in finding.evidence
 
 
 def _lag1(w: np.ndarray) -> float:

@@ -4,6 +4,7 @@ far a training loss fell over a window (instability's oscillation test)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -84,14 +85,26 @@ def no_progress(
     )
 
 
-def stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
-    """Has the validation loss made no progress since its first evaluation? The median of
-    its last ``osc_window_stuck`` finite values ``y`` is at least ``osc_stuck_frac`` of
-    the first (False for a validation metric, a first loss <= 0 or too few points)."""
+def recent_level(view: RunView, y: np.ndarray, params: InstabilityParams) -> float:
+    """Where a validation loss is now, whatever its swings: the median of its last
+    ``osc_window_stuck`` finite values ``y`` (NaN for a validation metric or too few
+    points)."""
     short = y[-params.osc_window_stuck :]
-    if not view.val_is_loss or y.size == 0 or y[0] <= 0 or short.size < params.osc_window_stuck:
-        return False
-    return float(np.median(short)) >= params.osc_stuck_frac * float(y[0])
+    if not view.val_is_loss or short.size < params.osc_window_stuck:
+        return math.nan
+    return float(np.median(short))
+
+
+def no_progress_since(level: float, then: float, params: InstabilityParams) -> bool:
+    """Is a loss's ``recent_level`` still at least ``osc_stuck_frac`` of ``then``, its
+    level at an earlier time (False when either is unknown or ``then`` <= 0)?"""
+    return then > 0 and level >= params.osc_stuck_frac * then
+
+
+def stuck(view: RunView, y: np.ndarray, params: InstabilityParams) -> bool:
+    """Has the validation loss made no progress since its first evaluation
+    (``no_progress_since`` its first finite value ``y[0]``)?"""
+    return y.size > 0 and no_progress_since(recent_level(view, y, params), float(y[0]), params)
 
 
 def train_since(view: RunView, since: int) -> np.ndarray | None:

@@ -26,8 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.core import series as sr
+from advisor.core.detectors._oscillation import is_oscillation
 from advisor.core.detectors._oscillation import oscillation
 from advisor.core.detectors._progress import no_progress
+from advisor.core.detectors._progress import no_progress_since
+from advisor.core.detectors._progress import recent_level
 from advisor.core.detectors._progress import stuck
 from advisor.core.detectors._training import train_curve
 from advisor.core.detectors._training import train_divergence
@@ -41,7 +44,15 @@ from advisor.model import Finding
 from advisor.model import RunCurves
 from advisor.model import Severity
 
-__all__ = ["InstabilityParams", "detect", "detect_features", "stuck"]
+__all__ = [
+    "InstabilityParams",
+    "detect",
+    "detect_features",
+    "is_oscillation",
+    "no_progress_since",
+    "recent_level",
+    "stuck",
+]
 
 
 # Recovered spikes judged again on the points up to them (``_was_jump``), at most.
