@@ -507,6 +507,20 @@ def test_spike_message_names_where_the_spikes_were() -> None:
     assert f.message.endswith("spiked 6 times so far, at steps 2100, 2900, 3700 and 3 more")
 
 
+def test_spikes_under_an_lr_since_halved_no_longer_count() -> None:
+    """Two spikes at a 1cycle-like peak LR are instability while the LR is still there;
+    once the annealing has brought it to half, they say nothing about the LR in use and
+    the finding is gone. At a constant LR they count to the end."""
+    val = noisy(healthy())
+    val[[20, 28]] *= 2.5
+    lr = np.interp(IDX, [1, 25, 60], [0.01, 0.1, 0.001])
+    for k, unstable in ((35, True), (44, True), (46, False), (60, False)):
+        f = instability.detect(run(val[:k], lr=lr[:k]))
+        assert (f is not None) is unstable, k
+    f = instability.detect(run(val, lr=np.full(N, 0.1)))
+    assert f is not None and f.evidence["spikes"] == 2.0
+
+
 def test_excursions_within_the_noise_of_their_time_are_not_spikes_later() -> None:
     """Two +45% excursions while the loss is still noisy (10%) are not spikes then, and
     stay none once the run has calmed down (1%) and the noise estimate has shrunk; the

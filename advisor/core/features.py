@@ -97,6 +97,20 @@ class RunView:
         after = lv[ls >= step]
         return after.size > 1 and bool(np.max(after) > after[0])
 
+    def lr_over_now(self, steps: np.ndarray) -> np.ndarray:
+        """The logged learning rate at each of ``steps`` (the last value logged at or
+        before it) over the last one logged; NaN where unknown or no LR is logged."""
+        out = np.full(steps.size, np.nan)
+        if self.lr is None:
+            return out
+        ls, lv = self.lr.finite_part()
+        if lv.size == 0 or not lv[-1] > 0:
+            return out
+        i = np.searchsorted(ls, steps, side="right") - 1
+        known = i >= 0
+        out[known] = lv[i[known]] / lv[-1]
+        return out
+
     def upto(self, step: int) -> RunView:
         """The view as it was when ``step`` had just been logged."""
         return RunView(
