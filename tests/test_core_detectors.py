@@ -368,6 +368,33 @@ def test_still_falling_at_the_end_of_a_1cycle_is_underfitting() -> None:
     assert summary.diagnosis is Diagnosis.UNDERFITTING
 
 
+def test_a_fall_while_the_lr_anneals_from_its_peak_waits_for_the_end_of_the_plan() -> None:
+    """A 1cycle-like run: the LR ramps up to evaluation 40 and anneals to the end; the loss
+    settles, then falls a second time as the LR comes down and flattens again. With the
+    planned length known, that fall is the schedule's doing: no alert (the count-based
+    test opened one at evaluation 51 that stayed to the end). Without a plan no end is in
+    sight and the test applies as before."""
+    n = 80
+    i = np.arange(1, n + 1, dtype=float)
+    lr = np.interp(i, [1, 40, n], [0.01, 0.1, 0.0005])
+    second = 0.4 * (1 - np.exp(-np.clip(i - 40, 0, None) / 12.0))
+    val = noisy(1.0 + 1.3 * np.exp(-i / 4.0) - second, 0.005, seed=3)
+    rc = run(val, lr=lr)
+    alerts, summary = replay_run(RunCurves(rc.run, rc.curves, {"max_steps": 100 * n}))
+    assert alerts == [] and summary.diagnosis is Diagnosis.HEALTHY
+    alerts, _ = replay_run(rc)
+    assert [(a.event.value, a.finding.diagnosis, a.finding.step) for a in alerts] == [
+        ("opened", Diagnosis.UNDERFITTING, 5100)
+    ]
+    planned_low = RunCurves(
+        "r",
+        run(np.array(ONE_CYCLE_LOW_VAL), np.array(ONE_CYCLE_LOW_TRAIN),
+            np.array(ONE_CYCLE_LOW_LR)).curves,
+        {"max_steps": 100 * len(ONE_CYCLE_LOW_VAL)},
+    )  # fmt: skip
+    assert replay_run(planned_low)[1].diagnosis is Diagnosis.UNDERFITTING
+
+
 def test_a_rise_while_the_lr_climbs_is_not_overfitting() -> None:
     """A 1cycle run: the loss rises 40% while the LR ramps to its peak, with the training
     loss falling, and comes down as the LR anneals. With a constant LR the same curves
