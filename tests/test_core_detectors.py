@@ -546,6 +546,8 @@ def test_spikes_under_an_lr_since_halved_no_longer_count() -> None:
         assert (f is not None) is unstable, k
     f = instability.detect(run(val, lr=np.full(N, 0.1)))
     assert f is not None and f.evidence["spikes"] == 2.0
+    to_zero = np.interp(IDX, [1, 25, 60], [0.01, 0.1, 0.0])  # a linear decay's last step
+    assert instability.detect(run(val, lr=to_zero)) is None
 
 
 def test_excursions_within_the_noise_of_their_time_are_not_spikes_later() -> None:

@@ -99,16 +99,18 @@ class RunView:
 
     def lr_over_now(self, steps: np.ndarray) -> np.ndarray:
         """The logged learning rate at each of ``steps`` (the last value logged at or
-        before it) over the last one logged; NaN where unknown or no LR is logged."""
+        before it) over the last one logged: inf after a decay to exactly zero (a linear
+        schedule's last step), NaN where unknown or no LR is logged."""
         out = np.full(steps.size, np.nan)
         if self.lr is None:
             return out
         ls, lv = self.lr.finite_part()
-        if lv.size == 0 or not lv[-1] > 0:
+        if lv.size == 0 or not lv[-1] >= 0:
             return out
         i = np.searchsorted(ls, steps, side="right") - 1
         known = i >= 0
-        out[known] = lv[i[known]] / lv[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[known] = lv[i[known]] / lv[-1]
         return out
 
     def upto(self, step: int) -> RunView:
