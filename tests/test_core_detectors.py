@@ -395,6 +395,22 @@ def test_a_fall_while_the_lr_anneals_from_its_peak_waits_for_the_end_of_the_plan
     assert replay_run(planned_low)[1].diagnosis is Diagnosis.UNDERFITTING
 
 
+def test_after_a_warm_up_a_step_decay_phase_is_judged_as_usual() -> None:
+    """A warm-up, then a constant LR, then a step decay (LR / 10) after which the loss
+    falls steadily without slowing: the LR is below its peak, but it is not annealing
+    in the current phase, so the count-based test calls it at evaluation 45, not at
+    90% of the plan."""
+    n = 100
+    i = np.arange(1, n + 1, dtype=float)
+    lr = np.where(i <= 5, 0.02 * i, np.where(i < 30, 0.1, 0.01))
+    val = noisy(1.0 + 1.3 * np.exp(-i / 3.0) - 0.3 * np.clip((i - 30) / 70, 0, None), 0.004, 5)
+    rc = run(val, lr=lr)
+    alerts, _ = replay_run(RunCurves(rc.run, rc.curves, {"max_steps": 100 * n}))
+    assert [(a.event.value, a.finding.diagnosis, a.finding.step) for a in alerts] == [
+        ("opened", Diagnosis.UNDERFITTING, 4500)
+    ]
+
+
 def test_a_rise_while_the_lr_climbs_is_not_overfitting() -> None:
     """A 1cycle run: the loss rises 40% while the LR ramps to its peak, with the training
     loss falling, and comes down as the LR anneals. With a constant LR the same curves

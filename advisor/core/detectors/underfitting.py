@@ -32,9 +32,10 @@ Neither test calls a fast fall underfitting (over ``max_drop_rel`` or
 ``plan_max_drop_rel`` of the level per third of the phase): a decaying LR brings the loss
 down steeply a second time, and that is not a LR too small to learn. Nor do the
 count-based tests judge a loss that falls while a schedule anneals the LR down from a
-peak it ramped up to (the second half of a 1cycle, the decay after a warm-up) before
-``anneal_until`` of the planned run: the fall is the schedule's doing, and whether the
-loss still falls when the annealing is done is the question.
+peak it ramped up to (the second half of a 1cycle, the decay after a warm-up; not the
+constant LR after a step decay) before ``anneal_until`` of the planned run: the fall is
+the schedule's doing, and whether the loss still falls when the annealing is done is the
+question.
 
 NaN/inf policy: uses the finite points only. Minimum points: ``min_points`` finite
 evaluations in the current phase.
@@ -277,7 +278,7 @@ def _counted(
     m = int(y.size) * feat.per
     if m < params.min_points:
         return None
-    if frac is not None and frac < params.anneal_until and _annealing(view):
+    if frac is not None and frac < params.anneal_until and _annealing(view, float(x[0])):
         return None
     half = max(3, y.size // 2)
     recent = theil_sen(x[-half:], y[-half:])
@@ -338,15 +339,21 @@ def _counted(
     )
 
 
-def _annealing(view: RunView) -> bool:
-    """Is the logged LR below a peak that it rose to from its first value?"""
+def _annealing(view: RunView, phase_start: float) -> bool:
+    """Is the logged LR coming down from a peak that it rose to from its first value,
+    and still lower now than where the current phase started (``phase_start``, a step)?
+
+    The second condition leaves out a constant LR after a step decay (a warm-up followed
+    by step decays): the phase after a drop is judged as usual.
+    """
     if view.lr is None:
         return False
-    lv = view.lr.finite_part()[1]
+    ls, lv = view.lr.finite_part()
     if lv.size < 3:
         return False
     pk = int(np.argmax(lv))
-    return bool(pk > 0 and lv[pk] > lv[0] and lv[-1] < lv[pk])
+    at_start = lv[max(0, int(np.searchsorted(ls, phase_start, side="right")) - 1)]
+    return bool(pk > 0 and lv[pk] > lv[0] and lv[-1] < lv[pk] and lv[-1] < at_start)
 
 
 def _slow_start(view: RunView, params: UnderfittingParams) -> Finding | None:
