@@ -87,6 +87,12 @@ def parse_float(text: str) -> float | None:
         return None
 
 
+def shown(text: str, most: int = 20) -> str:
+    """A cell or value quoted in a problem report, cut to ``most`` characters."""
+    text = text.strip()
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 def as_step(value: float) -> int | None:
     """A logged step (or epoch) as an int, or None when it cannot be one."""
     if not -_STEP_LIMIT < value < _STEP_LIMIT:  # also rejects NaN

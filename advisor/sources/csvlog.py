@@ -41,6 +41,7 @@ from advisor.sources._text import LineLoader
 from advisor.sources._text import head_lines
 from advisor.sources._text import looks_like_metric
 from advisor.sources._text import parse_float
+from advisor.sources._text import shown
 from advisor.sources._text import unreadable
 from advisor.sources._text import wall_seconds_array
 
@@ -240,9 +241,9 @@ class CsvLoader(LineLoader):
         """Report the text cells ``text`` (indices) in a column of numbers, each once;
         they are skipped."""
         for k in text:
-            value = cells[k].strip()
-            shown = value if len(value) <= 20 else value[:17] + "..."
-            self._problems.add(f"line {where[k]}", f"{name} {shown!r} is not a number; skipped")
+            self._problems.add(
+                f"line {where[k]}", f"{name} {shown(cells[k])!r} is not a number; skipped"
+            )
 
 
 def _numbers(cells: tuple[str, ...]) -> tuple[F64, np.ndarray, list[int]]:

@@ -29,6 +29,7 @@ from advisor.sources._text import WALL_KEYS
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import head_lines
+from advisor.sources._text import shown
 from advisor.sources._text import wall_seconds
 
 __all__ = ["JsonlLoader", "sniff"]
@@ -162,9 +163,8 @@ class JsonlLoader(LineLoader):
             _flatten(obj, "", found, 0, texts)
             for tag, text in texts:
                 if tag in numeric:
-                    shown = text if len(text) <= 20 else text[:17] + "..."
                     self._problems.add(
-                        f"line {first_line + i}", f"{tag} {shown!r} is not a number; skipped"
+                        f"line {first_line + i}", f"{tag} {shown(text)!r} is not a number; skipped"
                     )
             if not found:
                 continue
