@@ -135,12 +135,13 @@ class Pipeline:
             track = replace(track, hold=hold, evaluated=i + 1, last_step=int(steps[i]),
                             last=analysis)  # fmt: skip
             track, firing = self._firing(rc, track, overrides)
-            wall = when_of(rc, int(steps[i]))[1]
+            epoch, wall = when_of(rc, int(steps[i]))
             timeless = wall is None and clock is None
             now = wall if wall is not None else clock if clock is not None else float(steps[i])
             self.throttle_state, out = throttle.step(
                 self.throttle_state, rc.run, firing, now,
                 untimed if timeless else self.throttle_params, at_step=int(steps[i]),
+                at_epoch=epoch,
             )  # fmt: skip
             if timeless:
                 # Replaying a log without wall times: its "now" was a step, not a time.

@@ -217,6 +217,7 @@ def step(
     params: ThrottleParams,
     *,
     at_step: int | None = None,
+    at_epoch: float | None = None,
 ) -> tuple[ThrottleState, list[Alert]]:
     """Advance one run's alerts to what its rules say now.
 
@@ -229,6 +230,7 @@ def step(
         params: cooldown and minimum severity.
         at_step: the run's last step, given to resolved alerts; they keep the step of
             their last finding when None.
+        at_epoch: the epoch at ``at_step``, when known, also given to resolved alerts.
 
     Returns:
         The new state, and the alerts to send: opened and updated in input order, then
@@ -255,7 +257,9 @@ def step(
         t = old[rule]
         if t.status is Status.OPEN:
             finding = t.finding if at_step is None else replace(t.finding, step=at_step)
-            alerts.append(Alert(AlertEvent.RESOLVED, run, rule, finding, wall_time=now))
+            alerts.append(
+                Alert(AlertEvent.RESOLVED, run, rule, finding, epoch=at_epoch, wall_time=now)
+            )
             tracks[rule] = replace(t, status=Status.RESOLVED, changed_at=now)
         elif now - t.changed_at < params.cooldown:
             tracks[rule] = t  # still damping; forgotten once the cooldown is over

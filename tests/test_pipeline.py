@@ -111,6 +111,24 @@ def test_restart_from_persisted_state_alerts_nothing_twice(scenario) -> None:
     assert events(got) == events(whole)
 
 
+def test_every_alert_carries_the_epoch_of_its_step() -> None:
+    """Opened and resolved alerts alike carry the logged epoch at their step, as the
+    core's replay does (resolved ones came out of the throttle without it)."""
+    val = 0.4 + 2 * np.exp(-np.arange(1, 61) / 3.0)
+    val[30:33] = [1.2, 1.5, 1.7]
+    step = np.arange(1, 61, dtype=np.int64) * 10
+    wall = 1.7e9 + step.astype(float)
+    rc = RunCurves("e", {
+        "val_loss": Curve("val_loss", TagRole(Role.VAL_LOSS), step, wall, val),
+        "epoch": Curve("epoch", TagRole(Role.EPOCH), step, wall, step / 100.0),
+    })  # fmt: skip
+    got = Pipeline(BOOK, params=EXACT, throttle_params=NO_COOLDOWN).advance(rc)
+    core, _ = replay_run(rc, EXACT)
+    assert events(got) == events(core) and got[-1].event is AlertEvent.RESOLVED
+    assert [a.epoch for a in got] == [a.epoch for a in core]
+    assert all(a.epoch == a.finding.step / 100.0 for a in got)
+
+
 def test_restart_in_an_oscillation_pause_keeps_the_alert() -> None:
     """The level an oscillation alert must fall from to resolve is saved with the state
     (and a state written before it existed loads, with no level): resuming in the pause

@@ -71,9 +71,10 @@ def test_opens_once_while_the_rule_keeps_firing() -> None:
 def test_resolves_when_the_rule_stops_firing() -> None:
     """A rule missing from the findings resolves, with the run's step and the time."""
     state, _ = step(ThrottleState(), "r", [("OVF", finding(s=10))], 0.0, P)
-    state, alerts = step(state, "r", [], 50.0, P, at_step=42)
+    state, alerts = step(state, "r", [], 50.0, P, at_step=42, at_epoch=4.2)
     assert events(alerts) == [("resolved", "r", "OVF")]
     assert alerts[0].finding.step == 42 and alerts[0].wall_time == 50.0
+    assert alerts[0].epoch == 4.2
     assert alerts[0].recommendations == ()
     assert state.open_rules("r") == ()
 
