@@ -142,17 +142,18 @@ def test_restart_rewrites_history_resets(tmp_path: Path) -> None:
 
 
 def test_nan_infinity_and_odd_entries(tmp_path: Path) -> None:
-    """NaN/Infinity values are points; entries without a step are skipped and reported."""
+    """NaN/Infinity values are points, also spelled as strings by a strict JSON writer;
+    other strings are not; entries without a step are skipped and reported."""
     path = tmp_path / "trainer_state.json"
     history = [
         {"loss": math.nan, "step": 1, "flag": True, "name": "x"},
-        {"grad_norm": math.inf, "step": 2.0},
+        {"grad_norm": math.inf, "step": 2.0, "eval_loss": "-Infinity"},
         {"loss": 3.0},
         "garbage",
     ]
     save(path, state_text(history))  # json.dumps writes NaN and Infinity
     batch = HfStateLoader(path).load()
-    assert points(batch) == [("loss", 1, "nan"), ("grad_norm", 2, "inf")]
+    assert points(batch) == [("loss", 1, "nan"), ("eval_loss", 2, "-inf"), ("grad_norm", 2, "inf")]
     assert [str(p) for p in batch.problems] == [
         f"{path}: log_history[2]: no numeric step; skipped",
         f"{path}: log_history[3]: no numeric step; skipped",

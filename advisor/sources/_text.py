@@ -87,6 +87,19 @@ def parse_float(text: str) -> float | None:
         return None
 
 
+# The spellings of NaN and infinity that float() reads, lower-cased.
+_NON_FINITE = frozenset(
+    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
+)
+
+
+def non_finite(text: str) -> float | None:
+    """NaN or an infinity spelled as a JSON string (``"NaN"``, ``"-Infinity"``, ``"inf"``:
+    strict JSON has no such numbers, so writers that keep them quote them), else None."""
+    spelled = text.strip().lower()
+    return float(spelled) if spelled in _NON_FINITE else None
+
+
 def shown(text: str, most: int = 20) -> str:
     """A cell or value quoted in a problem report, cut to ``most`` characters."""
     text = text.strip()

@@ -27,6 +27,7 @@ from advisor.sources._text import PointTable
 from advisor.sources._text import ProblemLog
 from advisor.sources._text import as_step
 from advisor.sources._text import hparam_value
+from advisor.sources._text import non_finite
 from advisor.sources._text import stat_file
 from advisor.sources._text import unreadable
 
@@ -142,11 +143,18 @@ class HfStateLoader:
                 self._problems.add(f"log_history[{index}]", "no numeric step; skipped")
                 continue
             for key, value in entry.items():
-                if key == "step" or type(value) not in (int, float):
+                if key == "step":
                     continue
-                try:
-                    number = float(value)
-                except OverflowError:
+                if type(value) is str:
+                    number = non_finite(value)  # NaN written by a strict JSON writer
+                    if number is None:
+                        continue
+                elif type(value) in (int, float):
+                    try:
+                        number = float(value)
+                    except OverflowError:
+                        continue
+                else:
                     continue
                 tag_ids.append(tag_id(key))
                 steps.append(step)

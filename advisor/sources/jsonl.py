@@ -29,6 +29,7 @@ from advisor.sources._text import WALL_KEYS
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import head_lines
+from advisor.sources._text import non_finite
 from advisor.sources._text import shown
 from advisor.sources._text import wall_seconds
 
@@ -37,10 +38,6 @@ __all__ = ["JsonlLoader", "sniff"]
 _STEP_PRIORITY = (*STEP_KEYS, "epoch")
 _NOT_TAGS = frozenset((*STEP_KEYS, *WALL_KEYS))
 _MAX_DEPTH = 8
-# The spellings of NaN and infinity that float() reads, lower-cased.
-_NON_FINITE = frozenset(
-    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
-)
 
 
 def _flatten(
@@ -64,9 +61,9 @@ def _flatten(
         elif kind is str:
             if not prefix and key in _NOT_TAGS:
                 continue
-            spelled = value.strip().lower()
-            if spelled in _NON_FINITE:
-                out.append((prefix + key, float(spelled)))
+            number = non_finite(value)
+            if number is not None:
+                out.append((prefix + key, number))
             elif texts is not None:
                 texts.append((prefix + key, value))
         elif kind is dict and depth < _MAX_DEPTH:
