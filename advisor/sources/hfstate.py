@@ -10,7 +10,8 @@ size, inode and mtime), it is reported, once per version.
 Entries are emitted by index: each call emits the entries after the last one emitted.
 If the entries already emitted changed (training resumed from an earlier checkpoint
 rewrites a shorter or different history), the batch says ``reset`` and holds the
-whole history again.
+whole history again. Every number of an entry is a point, NaN and infinity included
+(bare, as the Trainer's ``json.dumps`` writes them, or quoted, ``"NaN"``).
 """
 
 from __future__ import annotations
