@@ -83,27 +83,6 @@ class Scalars:
             value=np.zeros(0, np.float64),
         )
 
-    @staticmethod
-    def concat(parts: list[Scalars]) -> Scalars:
-        """Join blocks in order, merging their tag tables."""
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return Scalars.empty()
-        if len(parts) == 1:
-            return parts[0]
-        table: dict[str, int] = {}
-        remapped: list[I32] = []
-        for part in parts:
-            lookup = np.array([table.setdefault(t, len(table)) for t in part.tags], np.int32)
-            remapped.append(lookup[part.tag_index])
-        return Scalars(
-            tags=tuple(table),
-            tag_index=np.concatenate(remapped),
-            step=np.concatenate([p.step for p in parts]),
-            wall_time=np.concatenate([p.wall_time for p in parts]),
-            value=np.concatenate([p.value for p in parts]),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:

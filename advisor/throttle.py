@@ -41,11 +41,6 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _STATE_VERSION = 1
 
 
-def severity_rank(severity: Severity) -> int:
-    """INFO < WARNING < CRITICAL as 0 < 1 < 2."""
-    return _RANK[severity]
-
-
 @dataclass(frozen=True, slots=True)
 class ThrottleParams:
     """How the lifecycle is damped.
