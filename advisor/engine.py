@@ -13,8 +13,6 @@ from advisor.ruleset import RecommendSpec
 from advisor.ruleset import Rule
 from advisor.ruleset import RuleBook
 
-_NUMERIC_PARAMS = ("lr", "weight_decay", "batch_size", "momentum")
-
 
 @dataclass(frozen=True, slots=True)
 class Advice:

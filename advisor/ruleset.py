@@ -51,10 +51,11 @@ from advisor.model import Diagnosis
 PARAMS = ("lr", "weight_decay", "batch_size", "momentum", "schedule", "warmup", "epochs",
           "training")  # fmt: skip
 ACTIONS = ("raise", "lower", "set", "stop")
+# Tried in this order: "<=" before "<", "not in" before "in".
 OPS = ("==", "!=", "<=", ">=", "<", ">", "not in", "in", "is known", "is unknown")
 _ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 _COND = re.compile(
-    r"^\s*(?P<name>[A-Za-z_][\w.]*)\s+(?P<op>==|!=|<=|>=|<|>|not in|in|is known|is unknown)"
+    r"^\s*(?P<name>[A-Za-z_][\w.]*)\s+(?P<op>" + "|".join(map(re.escape, OPS)) + r")"
     r"\s*(?P<value>.*?)\s*$"
 )
 _RULE_KEYS = frozenset({"id", "title", "diagnosis", "when", "priority", "symptom", "why",
