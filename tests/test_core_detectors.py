@@ -411,6 +411,25 @@ def test_after_a_warm_up_a_step_decay_phase_is_judged_as_usual() -> None:
     ]
 
 
+def test_a_loss_that_turns_up_no_longer_holds_an_underfitting_alert() -> None:
+    """A slow straight fall opens an underfitting alert; then the loss rises 15% with the
+    training loss (no gap: not overfitting; too little given back: not instability). A
+    rising loss does not fit "still improving": the alert resolves (it stayed open to the
+    end, and the run ended "underfitting"), and the plateau finding says "getting worse",
+    not "still converging"."""
+    i = np.arange(1, 31, dtype=float)
+    fall = 2.3 - 0.6 * i / 30
+    val = noisy(np.concatenate([fall, fall[-1] * (1 + 0.15 * np.arange(1, 17) / 16)]), 0.004, 2)
+    alerts, summary = replay_run(run(val, val.copy()))
+    assert [(a.event.value, a.finding.diagnosis, a.finding.step) for a in alerts] == [
+        ("opened", Diagnosis.UNDERFITTING, 1200),
+        ("resolved", Diagnosis.UNDERFITTING, 3900),
+    ]
+    assert summary.diagnosis is Diagnosis.HEALTHY
+    f = plateau.detect(run(val, val.copy()))
+    assert f is not None and f.message.startswith("validation curve is getting worse (change +")
+
+
 def test_a_rise_while_the_lr_climbs_is_not_overfitting() -> None:
     """A 1cycle run: the loss rises 40% while the LR ramps to its peak, with the training
     loss falling, and comes down as the LR anneals. With a constant LR the same curves

@@ -308,11 +308,12 @@ def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
     in the run) and the count-based test (after its time prior) the reference trainer's
     ``lr-too-low`` runs were healthy for 10 evaluations, so the alert resolved and opened
     again. Only a plateau (or another diagnosis) counts towards resolving underfitting,
-    and a model that fits its training data (``Analysis.fits_training``): its loss still
-    creeping down is what keeps an underfitting alert from opening, so it cannot keep one
-    open either (the reference trainer's ``good`` preset at LR 0.1 with cosine annealing,
-    seed 17: alert at 45% of the run, then 17 epochs within 4% of 0.142 at a training
-    loss of 0.006, and the run ended "underfitting" at 95.7% accuracy).
+    a loss that got worse over the plateau detector's window (rising is not "still
+    improving"), and a model that fits its training data (``Analysis.fits_training``):
+    its loss still creeping down is what keeps an underfitting alert from opening, so it
+    cannot keep one open either (the reference trainer's ``good`` preset at LR 0.1 with
+    cosine annealing, seed 17: alert at 45% of the run, then 17 epochs within 4% of 0.142
+    at a training loss of 0.006, and the run ended "underfitting" at 95.7% accuracy).
 
     Instability resolves when the run recovers, not when its swings pause: while the
     validation loss has made no progress since its first evaluation
@@ -326,6 +327,7 @@ def _still_consistent(held: Diagnosis, a: Analysis) -> bool:
             a.diagnosis is Diagnosis.HEALTHY
             and a.finding is not None
             and a.finding.evidence.get("plateau") == 0.0
+            and a.finding.evidence.get("recent_change_pct", 0.0) < 0.0
             and not a.fits_training
         )
     if held is Diagnosis.INSTABILITY:

@@ -76,7 +76,7 @@ def detect_features(view: RunView, feat: Features, params: PlateauParams) -> Fin
     within_noise = abs(change) <= params.flat_sigma * feat.noise
     flat = abs(change_rel) < params.flat_rel or (trend.p_value > params.flat_p and within_noise)
     conf = cf.combine(cf.margin(feat.n, params.min_points, 5.0), 1.0 if flat else 0.6)
-    what = "horizontal" if flat else "still converging"
+    what = "horizontal" if flat else "still converging" if change < 0 else "getting worse"
     return Finding(
         Diagnosis.HEALTHY,
         Severity.INFO,
