@@ -137,6 +137,35 @@ def test_appended_lines_alert_at_the_step_they_show_it(tmp_path: Path) -> None:
     assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [18]
 
 
+# The reference trainer's ``lr-too-low`` preset, seed 0 (the demo's run), epochs 1-10 of
+# a planned 40: its planned-length underfitting finding holds at epoch 7 alone of these.
+LOW_VAL = [2.285, 2.2441, 2.1292, 1.9381, 1.817, 1.7626, 1.7435, 1.7084, 1.6864, 1.6538]
+LOW_TRAIN = [2.2956, 2.2712, 2.2007, 2.0391, 1.8692, 1.7861, 1.7455, 1.7101, 1.6842, 1.6554]
+
+
+def test_a_batch_of_evaluations_is_analysed_at_each_while_no_other_run_waits(
+    tmp_path: Path,
+) -> None:
+    """Epochs 6-10 arrive in one write; the finding holds at epoch 7 only, so analysing
+    the batch at its ends (both healthy) would miss it (the demo once opened its alert at
+    epoch 14). With no other run waiting, every evaluation is analysed: epoch 7."""
+    root = tmp_path / "runs"
+    (tmp_path / "advisor.toml").write_text(
+        '[watch]\nrescan = 0.5\n\n[[hparams]]\nruns = "*"\nepochs = 40\n'
+    )
+    run = root / "low"
+    run.mkdir(parents=True)
+    lines = [f"{e + 1},{LOW_TRAIN[e]},{LOW_VAL[e]}\n" for e in range(10)]
+    (run / "training.log").write_text("epoch,loss,val_loss\n" + "".join(lines[:5]))
+    with watching(root) as (daemon, sink):
+        pipeline = daemon.parts.worker.pipeline
+        assert daemon.wait_until(lambda: "low" in pipeline.runs, TIMEOUT)
+        with (run / "training.log").open("a") as fh:
+            fh.write("".join(lines[5:]))  # one write, one batch
+        assert daemon.wait_until(lambda: pipeline.runs["low"].last_step == 10, TIMEOUT)
+    assert [(a.event, a.finding.step) for a in sink.alerts] == [(AlertEvent.OPENED, 7)]
+
+
 def test_deleted_run_is_forgotten(tmp_path: Path) -> None:
     """Deleting a run's directory drops it from the pipeline and the store."""
     root = tmp_path / "runs"

@@ -94,13 +94,17 @@ class Worker:
         self.on_ready = on_ready
         self.on_cycle: Callable[[], None] | None = None  # after each pass of the loop
         self.catchup_params = pipeline.params
-        # Live changes of a run already analysed are analysed at the batch's last
-        # evaluation only, against the last one analysed before, and refined to every
-        # evaluation wherever the diagnosis differs between the two
-        # (core.timeline.raw_timeline). With one new evaluation this is exactly the
-        # replay; a paced batch whose diagnosis holds costs one analysis, so that the
-        # cost of a run's turn does not grow with the wait (1,000 runs still falling:
-        # 3-5 analyses per batch of 5-40 evaluations on the earlier 2-3 prefix grid).
+        # Under load (other runs waiting their turn), live changes of a run already
+        # analysed are analysed at the batch's last evaluation only, against the last
+        # one analysed before, and refined to every evaluation wherever the diagnosis
+        # differs between the two (core.timeline.raw_timeline): a paced batch whose
+        # diagnosis holds costs one analysis, so that the cost of a run's turn does not
+        # grow with the wait (1,000 runs still falling: 3-5 analyses per batch of 5-40
+        # evaluations on the earlier 2-3 prefix grid). That misses a finding that comes
+        # and goes between the two ends; with no other run waiting, every evaluation of
+        # the batch is analysed, as replay does (the demo's `lr-too-low` run: its
+        # planned-length finding holds at epochs 7 and 14 only, and a batch of epochs
+        # 6-10 opened the alert at 14 instead of 7).
         self.live_params = replace(pipeline.params, max_analyses=1)
         self.dirty: dict[str, set[str]] = {}
         self._due: list[tuple[float, str]] = []  # heap; stale entries skipped
@@ -288,7 +292,8 @@ class Worker:
             self.pacer.record(run, time.monotonic(), time.thread_time() - started)
 
     def _analyse(self, run: str, clock: float | None, *, live: bool) -> None:
-        self.pipeline.params = self.live_params if live else self.catchup_params
+        loaded = live and bool(self._scheduled)  # other runs are waiting their turn
+        self.pipeline.params = self.live_params if loaded else self.catchup_params
         alerts = self.pipeline.advance(self.logs.store.curves(run, self.roles), clock=clock)
         self.analyses += 1
         self._unsaved = True
