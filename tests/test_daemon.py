@@ -143,12 +143,12 @@ LOW_VAL = [2.285, 2.2441, 2.1292, 1.9381, 1.817, 1.7626, 1.7435, 1.7084, 1.6864,
 LOW_TRAIN = [2.2956, 2.2712, 2.2007, 2.0391, 1.8692, 1.7861, 1.7455, 1.7101, 1.6842, 1.6554]
 
 
-def test_a_batch_of_evaluations_is_analysed_at_each_while_no_other_run_waits(
+def test_a_batch_of_evaluations_is_analysed_at_each_while_the_daemon_is_on_time(
     tmp_path: Path,
 ) -> None:
     """Epochs 6-10 arrive in one write; the finding holds at epoch 7 only, so analysing
     the batch at its ends (both healthy) would miss it (the demo once opened its alert at
-    epoch 14). With no other run waiting, every evaluation is analysed: epoch 7."""
+    epoch 14). Not behind, the daemon analyses every evaluation: epoch 7."""
     root = tmp_path / "runs"
     (tmp_path / "advisor.toml").write_text(
         '[watch]\nrescan = 0.5\n\n[[hparams]]\nruns = "*"\nepochs = 40\n'

@@ -49,6 +49,9 @@ _RESCAN_GAP = 0.05
 # _WARN_EVERY seconds.
 _BEHIND = 60.0
 _WARN_EVERY = 300.0
+# A run whose turn comes later than this after its change was due finds the daemon
+# behind: its batch of new evaluations is analysed at its ends only (``Worker``).
+_EXACT_LATE = 1.0
 # Seconds between two writes of the state when only its stats changed (monitoring).
 _STATS_EVERY = 5.0
 # A state write waits until 50 times the last write's CPU time has passed since it, so
@@ -94,14 +97,14 @@ class Worker:
         self.on_ready = on_ready
         self.on_cycle: Callable[[], None] | None = None  # after each pass of the loop
         self.catchup_params = pipeline.params
-        # Under load (other runs waiting their turn), live changes of a run already
-        # analysed are analysed at the batch's last evaluation only, against the last
-        # one analysed before, and refined to every evaluation wherever the diagnosis
-        # differs between the two (core.timeline.raw_timeline): a paced batch whose
-        # diagnosis holds costs one analysis, so that the cost of a run's turn does not
-        # grow with the wait (1,000 runs still falling: 3-5 analyses per batch of 5-40
-        # evaluations on the earlier 2-3 prefix grid). That misses a finding that comes
-        # and goes between the two ends; with no other run waiting, every evaluation of
+        # Behind (a turn more than _EXACT_LATE after its change was due), live changes
+        # of a run already analysed are analysed at the batch's last evaluation only,
+        # against the last one analysed before, and refined to every evaluation wherever
+        # the diagnosis differs between the two (core.timeline.raw_timeline): a paced
+        # batch whose diagnosis holds costs one analysis, so that the cost of a run's
+        # turn does not grow with the wait (1,000 runs still falling: 3-5 analyses per
+        # batch of 5-40 evaluations on the earlier 2-3 prefix grid). That misses a
+        # finding that comes and goes between the two ends; on time, every evaluation of
         # the batch is analysed, as replay does (the demo's `lr-too-low` run: its
         # planned-length finding holds at epochs 7 and 14 only, and a batch of epochs
         # 6-10 opened the alert at 14 instead of 7).
@@ -160,7 +163,7 @@ class Worker:
         for run in sorted(changed):
             if self.stopping:
                 return
-            self._analyse(run, clock(), live=False)
+            self._analyse(run, clock(), coarse=False)
         self.save(force=True)
         if self.on_ready is not None:
             files = len(self.logs.files)
@@ -255,7 +258,7 @@ class Worker:
             if self._scheduled.get(run) != due:
                 continue  # stale
             del self._scheduled[run]
-            self._process(run, self.dirty.pop(run, set()))
+            self._process(run, self.dirty.pop(run, set()), late=now - due)
 
     def _warn_if_behind(self) -> None:
         if not self._due:
@@ -270,7 +273,7 @@ class Worker:
                 behind, len(self._scheduled), self.pacer.budget,
             )  # fmt: skip
 
-    def _process(self, run: str, paths: set[str]) -> None:
+    def _process(self, run: str, paths: set[str], *, late: float = 0.0) -> None:
         started = time.thread_time()
         gave = False
         for path in sorted(paths):
@@ -288,12 +291,14 @@ class Worker:
             gave = gave or got
             self._unsaved = True  # signatures moved on
         if gave:
-            self._analyse(run, time.time(), live=run in self.pipeline.runs)
+            behind = run in self.pipeline.runs and late > _EXACT_LATE
+            self._analyse(run, time.time(), coarse=behind)
             self.pacer.record(run, time.monotonic(), time.thread_time() - started)
 
-    def _analyse(self, run: str, clock: float | None, *, live: bool) -> None:
-        loaded = live and bool(self._scheduled)  # other runs are waiting their turn
-        self.pipeline.params = self.live_params if loaded else self.catchup_params
+    def _analyse(self, run: str, clock: float | None, *, coarse: bool) -> None:
+        """Advance the run's alerts; ``coarse``: the daemon is behind, and the batch of
+        a run already analysed is analysed at its ends (``live_params``)."""
+        self.pipeline.params = self.live_params if coarse else self.catchup_params
         alerts = self.pipeline.advance(self.logs.store.curves(run, self.roles), clock=clock)
         self.analyses += 1
         self._unsaved = True
