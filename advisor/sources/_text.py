@@ -100,6 +100,19 @@ def non_finite(text: str) -> float | None:
     return float(spelled) if spelled in _NON_FINITE else None
 
 
+def json_number(value: object) -> float | None:
+    """A parsed JSON value as a metric: a number (not a boolean, not past float range),
+    or NaN/infinity quoted as a string (``non_finite``); None for anything else."""
+    if isinstance(value, str):
+        return non_finite(value)
+    if type(value) is float or type(value) is int:  # a bool is no metric
+        try:
+            return float(value)
+        except OverflowError:  # an integer past float range
+            return None
+    return None
+
+
 def shown(text: str, most: int = 20) -> str:
     """A cell or value quoted in a problem report, cut to ``most`` characters."""
     text = text.strip()

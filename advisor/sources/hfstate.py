@@ -28,7 +28,7 @@ from advisor.sources._text import PointTable
 from advisor.sources._text import ProblemLog
 from advisor.sources._text import as_step
 from advisor.sources._text import hparam_value
-from advisor.sources._text import non_finite
+from advisor.sources._text import json_number
 from advisor.sources._text import stat_file
 from advisor.sources._text import unreadable
 
@@ -144,18 +144,8 @@ class HfStateLoader:
                 self._problems.add(f"log_history[{index}]", "no numeric step; skipped")
                 continue
             for key, value in entry.items():
-                if key == "step":
-                    continue
-                if type(value) is str:
-                    number = non_finite(value)  # NaN written by a strict JSON writer
-                    if number is None:
-                        continue
-                elif type(value) in (int, float):
-                    try:
-                        number = float(value)
-                    except OverflowError:
-                        continue
-                else:
+                number = json_number(value) if key != "step" else None
+                if number is None:
                     continue
                 tag_ids.append(tag_id(key))
                 steps.append(step)

@@ -29,7 +29,7 @@ from advisor.sources._text import WALL_KEYS
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import head_lines
-from advisor.sources._text import non_finite
+from advisor.sources._text import json_number
 from advisor.sources._text import shown
 from advisor.sources._text import wall_seconds
 
@@ -50,24 +50,17 @@ def _flatten(
     """Collect the numbers of a (nested) object as (tag, value), in key order, and the
     other strings as (tag, text) in ``texts`` when given."""
     for key, value in obj.items():
-        kind = type(value)
-        if kind is float or kind is int:
-            if not prefix and key in _NOT_TAGS:
-                continue
-            try:
-                out.append((prefix + key, float(value)))
-            except OverflowError:  # an integer past float range
-                continue
-        elif kind is str:
-            if not prefix and key in _NOT_TAGS:
-                continue
-            number = non_finite(value)
-            if number is not None:
-                out.append((prefix + key, number))
-            elif texts is not None:
-                texts.append((prefix + key, value))
-        elif kind is dict and depth < _MAX_DEPTH:
-            _flatten(value, f"{prefix}{key}/", out, depth + 1, texts)
+        if type(value) is dict:
+            if depth < _MAX_DEPTH:
+                _flatten(value, f"{prefix}{key}/", out, depth + 1, texts)
+            continue
+        if not prefix and key in _NOT_TAGS:
+            continue
+        number = json_number(value)
+        if number is not None:
+            out.append((prefix + key, number))
+        elif texts is not None and type(value) is str:
+            texts.append((prefix + key, value))
 
 
 def _has_step(obj: dict[str, Any]) -> bool:
