@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from loader_helpers import FAST
@@ -60,21 +61,23 @@ def test_steps_tags_and_wall_time(tmp_path: Path) -> None:
 
 def test_non_finite_strings_are_numbers_and_other_text_is_reported(tmp_path: Path) -> None:
     """Writers without NaN in JSON spell it as a string: kept as NaN/inf (instability
-    evidence). Other text in a key that held a number is reported, once per line; text
-    before a key's first number, and null, are skipped in silence."""
+    evidence). Other text in a key that held a number is reported, once per line; under a
+    metric's name that held none yet, once per key; elsewhere, and null, in silence."""
     path = tmp_path / "log.jsonl"
     write_lines(
         path,
         [
             {"step": 1, "val_loss": 1.0, "status": "ok", "acc": "pending"},
-            {"step": 2, "val_loss": "NaN", "acc": 0.5},
-            {"step": 3, "val_loss": "abc", "train": {"loss": " -Infinity "}},
+            {"step": 2, "val_loss": "NaN", "acc": 0.5, "top5": "later"},
+            {"step": 3, "val_loss": "abc", "train": {"loss": " -Infinity "}, "top5": "x"},
             {"step": 4, "val_loss": None, "acc": "n/a", "status": "done"},
             {"step": 5, "val_loss": "inf", "acc": "a" * 30},
         ],
     )
     batch = JsonlLoader(path).load()
     assert [str(p) for p in batch.problems] == [
+        f"{path}: line 1: acc 'pending' is not a number; skipped",
+        f"{path}: line 2: top5 'later' is not a number; skipped",
         f"{path}: line 3: val_loss 'abc' is not a number; skipped",
         f"{path}: line 4: acc 'n/a' is not a number; skipped",
         f"{path}: line 5: acc 'aaaaaaaaaaaaaaaaa...' is not a number; skipped",
@@ -87,6 +90,44 @@ def test_non_finite_strings_are_numbers_and_other_text_is_reported(tmp_path: Pat
         ("val_loss", 5, "nan", "inf"),
     ]
     assert sniff(b'{"step": 1, "loss": "NaN"}\n')
+
+
+def test_numbers_quoted_by_default_str_are_read(tmp_path: Path) -> None:
+    """``json.dumps(..., default=str)`` is the usual way past numpy scalars, which the
+    json module cannot write: it quotes them (``"0.51"``). Steps, times and metrics so
+    quoted are numbers, as pandas' ``read_json`` takes them; a torch tensor's text is
+    not, and a log holding only such values says why it yields nothing."""
+    path = tmp_path / "metrics.jsonl"
+    with open(path, "w") as fh:
+        for epoch in range(3):
+            record = {
+                "epoch": np.int64(epoch),
+                "timestamp": np.float64(1.7e9 + epoch),  # a float subclass: written bare
+                "val_loss": np.float32(1.0 / (epoch + 1)),
+                "lr": np.float32(0.1),
+            }
+            fh.write(json.dumps(record, default=str) + "\n")
+    assert '"epoch": "0"' in path.read_text()
+    assert sniff(path.read_bytes())
+    batch = JsonlLoader(path).load()
+    assert batch.problems == ()
+    got = {(tag, step): float(value) for tag, step, _, value in points(batch)}
+    assert got[("val_loss", 2)] == 0.33333334  # as written: float32's shortest repr
+    assert got[("lr", 1)] == 0.1
+    assert sorted(step for tag, step in got if tag == "val_loss") == [0, 1, 2]
+    assert {wall for _, _, wall, _ in points(batch)} == {repr(1.7e9 + e) for e in range(3)}
+
+    tensors = tmp_path / "tensors.jsonl"
+    tensors.write_text(
+        "".join(
+            json.dumps({"epoch": str(e), "val_loss": "tensor(0.5100)"}) + "\n" for e in range(3)
+        )
+    )
+    batch = JsonlLoader(tensors).load()
+    assert points(batch) == [("epoch", e, "nan", repr(float(e))) for e in range(3)]
+    assert [str(p) for p in batch.problems] == [
+        f"{tensors}: line 1: val_loss 'tensor(0.5100)' is not a number; skipped"
+    ]
 
 
 def test_invalid_lines_reported_once_and_skipped(tmp_path: Path) -> None:

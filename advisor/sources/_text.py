@@ -87,24 +87,18 @@ def parse_float(text: str) -> float | None:
         return None
 
 
-# The spellings of NaN and infinity that float() reads, lower-cased.
-_NON_FINITE = frozenset(
-    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
-)
-
-
-def non_finite(text: str) -> float | None:
-    """NaN or an infinity spelled as a JSON string (``"NaN"``, ``"-Infinity"``, ``"inf"``:
-    strict JSON has no such numbers, so writers that keep them quote them), else None."""
-    spelled = text.strip().lower()
-    return float(spelled) if spelled in _NON_FINITE else None
-
-
 def json_number(value: object) -> float | None:
     """A parsed JSON value as a metric: a number (not a boolean, not past float range),
-    or NaN/infinity quoted as a string (``non_finite``); None for anything else."""
+    or a string that Python's ``float()`` reads (``"0.51"``, ``"NaN"``, ``"-Infinity"``);
+    None for anything else.
+
+    Strings count because writers produce them for numbers JSON cannot hold: strict JSON
+    has no NaN or infinity, so writers that keep them quote them (the evidence of a
+    diverged run), and ``json.dumps(..., default=str)``, the usual way past numpy's
+    float32 and int64, writes ``"0.51"``. CSV cells are read with the same syntax.
+    """
     if isinstance(value, str):
-        return non_finite(value)
+        return parse_float(value)
     if type(value) is float or type(value) is int:  # a bool is no metric
         try:
             return float(value)

@@ -11,7 +11,8 @@ Entries are emitted by index: each call emits the entries after the last one emi
 If the entries already emitted changed (training resumed from an earlier checkpoint
 rewrites a shorter or different history), the batch says ``reset`` and holds the
 whole history again. Every number of an entry is a point, NaN and infinity included
-(bare, as the Trainer's ``json.dumps`` writes them, or quoted, ``"NaN"``).
+(bare, as the Trainer's ``json.dumps`` writes them, or quoted, ``"NaN"``, as any number
+may be: ``"0.51"``).
 """
 
 from __future__ import annotations

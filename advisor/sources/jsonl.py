@@ -7,11 +7,14 @@ reported and skipped: an index there would land on the logged steps. The wall ti
 ``wall_time``, ``timestamp`` or ``time`` when it holds seconds (or milliseconds) since
 the epoch. Every other number is a tag; nested objects are flattened with ``/``
 (``{"val": {"loss": 1}}`` → ``val/loss``); booleans, lists and nulls are not metrics.
-Strict JSON has no NaN or infinity, so writers that keep them spell them as strings
-(``"NaN"``, ``"Infinity"``, ``"-inf"``: what Python's ``float()`` reads): those are
-numbers here, the evidence of a diverged run. Any other string is not a metric; in a key
-that held a number on an earlier line it is reported (the point is lost), as CSV does
-for text in a column of numbers. A null is skipped in silence: pandas' ``to_json``
+A string that Python's ``float()`` reads is a number too, for steps, times and
+metrics alike: strict JSON has no NaN or infinity, so writers that keep them spell them
+``"NaN"``, ``"Infinity"`` (the evidence of a diverged run), and ``json.dumps(...,
+default=str)``, the usual way past numpy's float32 and int64, writes ``"0.51"``. Any
+other string is not a metric; it is reported (the point is lost) in a key that held a
+number on an earlier line, as CSV does for text in a column of numbers, and once per
+key under a metric's name that never held one (``"tensor(0.5100)"``: why such a log
+yields no metrics). A null is skipped in silence: pandas' ``to_json``
 writes it for a value not logged in that row (orjson and JavaScript for NaN, but the
 two cannot be told apart). ``epoch`` stays a tag even when it is the step. An invalid
 line is reported once, with its number, and skipped.
@@ -30,6 +33,7 @@ from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import head_lines
 from advisor.sources._text import json_number
+from advisor.sources._text import looks_like_metric
 from advisor.sources._text import shown
 from advisor.sources._text import wall_seconds
 
@@ -38,6 +42,8 @@ __all__ = ["JsonlLoader", "sniff"]
 _STEP_PRIORITY = (*STEP_KEYS, "epoch")
 _NOT_TAGS = frozenset((*STEP_KEYS, *WALL_KEYS))
 _MAX_DEPTH = 8
+# Metric-like keys reported for holding text (the file's problem log stops at 50 anyway).
+_MAX_TOLD = 64
 
 
 def _flatten(
@@ -64,29 +70,23 @@ def _flatten(
 
 
 def _has_step(obj: dict[str, Any]) -> bool:
-    return any(type(obj.get(key)) in (int, float) for key in _STEP_PRIORITY)
+    return any(json_number(obj.get(key)) is not None for key in _STEP_PRIORITY)
 
 
 def _step_of(obj: dict[str, Any]) -> int | None:
     """The logged step: the first step-like key holding a number; None if none can be."""
     for key in _STEP_PRIORITY:
-        value = obj.get(key)
-        if type(value) is int or type(value) is float:
-            try:
-                return as_step(float(value))
-            except OverflowError:
-                return None
+        value = json_number(obj.get(key))
+        if value is not None:
+            return as_step(value)
     return None
 
 
 def _wall_of(obj: dict[str, Any]) -> float:
     for key in WALL_KEYS:
-        stamp = obj.get(key)
-        if type(stamp) is int or type(stamp) is float:
-            try:
-                return wall_seconds(float(stamp))
-            except OverflowError:
-                return math.nan
+        stamp = json_number(obj.get(key))
+        if stamp is not None:
+            return wall_seconds(stamp)
     return math.nan
 
 
@@ -122,11 +122,20 @@ class JsonlLoader(LineLoader):
         self._metric_lines = 0
         self._stepped = False  # the first metric line logged a step
         self._numeric: set[str] = set()  # the tags that held a number
+        self._told: set[str] = set()  # metric-like tags reported for text, never numbers
 
     def _forget(self) -> None:
         self._metric_lines = 0
         self._stepped = False
         self._numeric.clear()
+        self._told.clear()
+
+    def _tell(self, tag: str) -> bool:
+        """True the first time a metric-like key without numbers is seen (bounded)."""
+        if tag in self._told or len(self._told) >= _MAX_TOLD:
+            return False
+        self._told.add(tag)
+        return True
 
     def _parse(self, lines: list[str], first_line: int) -> None:
         tag_ids: list[int] = []
@@ -152,7 +161,10 @@ class JsonlLoader(LineLoader):
             texts.clear()
             _flatten(obj, "", found, 0, texts)
             for tag, text in texts:
-                if tag in numeric:
+                # Text where a number was logged before loses a point; text under a
+                # metric's name that never held one (``"tensor(0.51)"`` from
+                # ``default=str``) is why a log yields no metrics: said once per key.
+                if tag in numeric or (looks_like_metric(tag) and self._tell(tag)):
                     self._problems.add(
                         f"line {first_line + i}", f"{tag} {shown(text)!r} is not a number; skipped"
                     )
