@@ -88,6 +88,41 @@ def test_without_step_counts_metric_lines(tmp_path: Path) -> None:
     assert got == [("loss", 0, "0.9"), ("acc", 0, "0.1"), ("loss", 1, "0.8")]
 
 
+def test_printed_dicts_and_tensors(tmp_path: Path) -> None:
+    """The Hugging Face Trainer prints each log as a Python dict, its epoch as progress
+    (fractional): such a file is stepped by its metric lines, the epoch kept as a tag.
+    Dicts with whole epochs keep epochs as steps; a printed tensor is its number."""
+    trainer = (
+        "***** Running training *****\n"
+        "  Num examples = 1,000\n"  # a metric line too: the count starts at 1 below
+        "{'loss': 0.6916, 'grad_norm': 1.27, 'learning_rate': 4.8e-05, 'epoch': 0.5}\n"
+        "\r 25%|##5       | 50/200 [00:05<00:15,  9.85it/s]\r 50%|#####     | 100/200\n"
+        "{'eval_loss': 0.6612, 'eval_accuracy': 0.62, 'eval_runtime': 1.03, 'epoch': 1.0}\n"
+        "{'loss': 0.51, 'grad_norm': 0.9, 'learning_rate': 2.4e-05, 'epoch': 1.5}\n"
+        "{'eval_loss': 0.58, 'eval_accuracy': 0.7, 'eval_runtime': 1.01, 'epoch': 2.0}\n"
+    )
+    got = read(tmp_path, trainer)
+    assert [p for p in got if p[0] in ("epoch", "loss", "eval_loss")] == [
+        ("epoch", 1, "0.5"), ("loss", 1, "0.6916"),
+        ("epoch", 2, "1.0"), ("eval_loss", 2, "0.6612"),
+        ("epoch", 3, "1.5"), ("loss", 3, "0.51"),
+        ("epoch", 4, "2.0"), ("eval_loss", 4, "0.58"),
+    ]  # fmt: skip
+    assert ("learning_rate", 3, "2.4e-05") in got
+    assert sniff(trainer.encode())
+
+    loop = (
+        '{"epoch": 1, "val_loss": 0.9}\n'
+        "epoch 2 loss: tensor(0.6100, grad_fn=<NllLossBackward0>) 'val_loss': tensor([0.81])\n"
+        "epoch 3 loss: tensor(0.5, device='cuda:0') val_loss: tensor(0.7200)\n"
+    )
+    assert read(tmp_path, loop) == [
+        ("epoch", 1, "1.0"), ("val_loss", 1, "0.9"),
+        ("epoch", 2, "2.0"), ("loss", 2, "0.61"), ("val_loss", 2, "0.81"),
+        ("epoch", 3, "3.0"), ("loss", 3, "0.5"), ("val_loss", 3, "0.72"),
+    ]  # fmt: skip
+
+
 def test_user_pattern(tmp_path: Path) -> None:
     """A pattern with named groups name and value replaces the default."""
     got = read(

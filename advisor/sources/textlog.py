@@ -8,17 +8,24 @@ Examples of lines read::
     1875/1875 [====] - 5s 3ms/step - loss: 0.2973 - accuracy: 0.9134
 
 The default pattern follows Kubeflow Katib's stdout metrics collector
-(``([\\w|-]+)\\s*=\\s*(number)``), widened to ``key: number``; keys start with a letter
-(so clock times such as ``12:30:05`` are not pairs) and a number followed by ``:digit``
-is not a value. A user pattern with the named groups ``name`` and ``value`` replaces
-it.
+(``([\\w|-]+)\\s*=\\s*(number)``), widened to ``key: number``, to a quoted key (a printed
+Python dict: ``{'eval_loss': 0.43, 'epoch': 1.0}``, what the Hugging Face Trainer
+prints) and to a printed torch tensor (``loss: tensor(0.5100, grad_fn=...)``); keys start
+with a letter (so clock times such as ``12:30:05`` are not pairs), a key opened by a
+quote must close it (``device='cuda:0'`` is no pair) and a number followed by ``:digit``
+is not a value. A user pattern with the named groups ``name`` and
+``value`` replaces it.
 
 The step is a ``step``/``iter``/``iteration``/``global_step`` pair or word on the line
 (``step 100``, ``Iter [100/5000]``), else the epoch (``Epoch [k/N]``, ``epoch k`` or an
 ``epoch`` pair; it is also emitted as tag ``epoch``), else the epoch of the latest
 ``Epoch k/N`` line (Keras prints it on a line of its own), else the number of metric
-lines before. Lines without metrics are ignored. Progress bars that redraw a line with
-``\\r`` count by their last drawing.
+lines before. An epoch that is not a whole number (the Trainer prints progress,
+``'epoch': 0.25``) cannot be the step: when the first epoch a metric line would take
+its step from is fractional, every line of the file is stepped by the count of metric
+lines before it, and the epoch stays a tag (the elapsed part of a planned run). Lines
+without metrics are ignored. Progress bars that redraw a line with ``\\r`` count by
+their last drawing.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ _NUMBER = (
     r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
 )
 DEFAULT_PATTERN = (
-    r"(?<![\w./-])(?P<name>[A-Za-z_][\w./-]*)\s*[=:]\s*"
-    rf"(?P<value>{_NUMBER})(?![\w.]\d|\w|:\d)"
+    r"(?:(?<![\w./-])(?P<quote>['\"])|(?<![\w./'\"-]))"
+    r"(?P<name>[A-Za-z_][\w./-]*)(?(quote)(?P=quote))\s*[=:]\s*"
+    rf"(?:tensor\((?:\[(?=[^],]*\]))?)?(?P<value>{_NUMBER})(?![\w.]\d|\w|:\d)"
 )
 _DEFAULT = re.compile(DEFAULT_PATTERN)
 _STEP_WORD = re.compile(
@@ -114,10 +122,13 @@ class TextLogLoader(LineLoader):
         self._pattern = compile_pattern(pattern)
         self._epoch: float | None = None  # the latest epoch seen on a line
         self._metric_lines = 0
+        # Whether epochs can be steps: None until a metric line needs one.
+        self._whole_epochs: bool | None = None
 
     def _forget(self) -> None:
         self._epoch = None
         self._metric_lines = 0
+        self._whole_epochs = None
 
     def _parse(self, lines: list[str], first_line: int) -> None:
         tag_ids: list[int] = []
@@ -149,8 +160,10 @@ class TextLogLoader(LineLoader):
             if not pairs:
                 continue
             epoch = self._epoch
-            if step is None:
-                step = as_step(epoch) if epoch is not None else None
+            if step is None and epoch is not None:
+                if self._whole_epochs is None:
+                    self._whole_epochs = epoch == math.floor(epoch)
+                step = as_step(epoch) if self._whole_epochs else None
             if step is None:
                 step = self._metric_lines
             self._metric_lines += 1
