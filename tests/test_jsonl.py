@@ -117,16 +117,22 @@ def test_numbers_quoted_by_default_str_are_read(tmp_path: Path) -> None:
     assert sorted(step for tag, step in got if tag == "val_loss") == [0, 1, 2]
     assert {wall for _, _, wall, _ in points(batch)} == {repr(1.7e9 + e) for e in range(3)}
 
-    tensors = tmp_path / "tensors.jsonl"
+    tensors = tmp_path / "tensors.jsonl"  # loss.detach() forgot .item(): default=str
     tensors.write_text(
         "".join(
-            json.dumps({"epoch": str(e), "val_loss": "tensor(0.5100)"}) + "\n" for e in range(3)
+            json.dumps({"epoch": e, "loss": "tensor(0.5100, device='cuda:0')", "f1": text}) + "\n"
+            for e, text in enumerate(["tensor([0.5, 0.6])", "[0.51]", "tensor(0.7)"])
         )
     )
     batch = JsonlLoader(tensors).load()
-    assert points(batch) == [("epoch", e, "nan", repr(float(e))) for e in range(3)]
+    assert [p for p in points(batch) if p[0] != "epoch"] == [
+        ("loss", 0, "nan", "0.51"),
+        ("loss", 1, "nan", "0.51"),
+        ("loss", 2, "nan", "0.51"),
+        ("f1", 2, "nan", "0.7"),
+    ]
     assert [str(p) for p in batch.problems] == [
-        f"{tensors}: line 1: val_loss 'tensor(0.5100)' is not a number; skipped"
+        f"{tensors}: line 1: f1 'tensor([0.5, 0.6])' is not a number; skipped"
     ]
 
 

@@ -49,6 +49,11 @@ METRIC_WORDS = frozenset(
      "perplexity", "top1", "top5", "bleu", "iou", "miou", "dice", "precision", "recall"}
 )  # fmt: skip
 _WORD = re.compile(r"[a-z0-9]+")
+# A one-element torch tensor as str() writes it: tensor(0.5100), tensor([0.51]),
+# tensor(0.5100, device='cuda:0'), tensor(0.51, grad_fn=<NllLossBackward0>).
+_TENSOR = re.compile(
+    r"tensor\((\[)?\s*([^,\[\]()\s]+)\s*(?(1)\])(?:,[^()]*(?:\([^()]*\))?[^()]*)?\)"
+)
 
 
 def stat_file(path: Path) -> os.stat_result | None:
@@ -90,15 +95,20 @@ def parse_float(text: str) -> float | None:
 def json_number(value: object) -> float | None:
     """A parsed JSON value as a metric: a number (not a boolean, not past float range),
     or a string that Python's ``float()`` reads (``"0.51"``, ``"NaN"``, ``"-Infinity"``);
-    None for anything else.
+    a one-element torch tensor's text (``"tensor(0.5100, device='cuda:0')"``); None for
+    anything else.
 
     Strings count because writers produce them for numbers JSON cannot hold: strict JSON
     has no NaN or infinity, so writers that keep them quote them (the evidence of a
     diverged run), and ``json.dumps(..., default=str)``, the usual way past numpy's
-    float32 and int64, writes ``"0.51"``. CSV cells are read with the same syntax.
+    float32 and int64, writes ``"0.51"`` (and a tensor's text for a tensor). CSV cells
+    are read with the same number syntax.
     """
     if isinstance(value, str):
-        return parse_float(value)
+        number = parse_float(value)
+        if number is None and (tensor := _TENSOR.fullmatch(value.strip())) is not None:
+            number = parse_float(tensor[2])
+        return number
     if type(value) is float or type(value) is int:  # a bool is no metric
         try:
             return float(value)
