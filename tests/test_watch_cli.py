@@ -106,6 +106,22 @@ def test_once_equals_replay_on_scenarios() -> None:
     assert once.stdout.splitlines() == alert_lines(replay.stdout)
 
 
+def test_once_reports_a_cut_off_tail_as_replay_does() -> None:
+    """--once reads logs as finished: a last line or record the writer never finished is
+    reported, as replay reports it, not waited for in silence (nothing comes after)."""
+    paths = [
+        str(REPO / "fixtures" / "damaged" / name) for name in ("csv_half_line", "tb_truncated")
+    ]
+    once = advisor("watch", "--once", "--json", *paths)
+    replay = advisor("replay", "--json", *paths)
+    assert once.returncode == 0, once.stderr
+    warned = [line for line in once.stderr.splitlines() if "cut off mid-write?" in line]
+    assert len(warned) == 2
+    assert "line 21: last line has no line end" in warned[0]
+    assert "byte 5394: last record incomplete after 15 bytes" in warned[1]
+    assert warned == [line for line in replay.stderr.splitlines() if "cut off" in line]
+
+
 @pytest.mark.slow
 def test_once_equals_replay_on_the_whole_suite() -> None:
     """The same over all 87 runs of the tune suite."""

@@ -251,7 +251,8 @@ def run_watch(
 def _once(parts: Parts) -> int:
     parts.dispatcher.start()
     try:
-        parts.worker.start_up(lambda: None)  # the logs' own clock, as replay does
+        # The logs' own clock, and read as finished: as replay does.
+        parts.worker.start_up(lambda: None, final=True)
     finally:
         # A pass has no later start to hand undelivered alerts to soon: wait longer.
         if not parts.dispatcher.close(max(parts.close_timeout, 30.0)):

@@ -174,8 +174,14 @@ class LogSet:
         self.rebuild(run)
         return None
 
-    def load(self, path: str) -> bool | None:
+    def load(self, path: str, *, final: bool = False) -> bool | None:
         """Read what ``path`` gained into the Store.
+
+        Args:
+            path: the file.
+            final: the writer is not expected to write more (``watch --once``): a last
+                line or record cut off is reported, as ``replay`` does, rather than
+                waited for. It is not read either way.
 
         Returns:
             True if it gave points (or hyper-parameters, or was read again from its
@@ -199,7 +205,7 @@ class LogSet:
         gave = False
         try:
             while True:
-                batch = t.loader.load()
+                batch = t.loader.load(final=final)
                 self.store.add(run, batch)
                 gave = gave or bool(len(batch.scalars) or batch.hparams or batch.reset)
                 for problem in batch.problems:

@@ -123,7 +123,7 @@ class Worker:
 
     # -- start-up -------------------------------------------------------------------
 
-    def start_up(self, clock: Callable[[], float | None]) -> None:
+    def start_up(self, clock: Callable[[], float | None], *, final: bool = False) -> None:
         """Read every log from its start, restore the saved state, analyse what changed.
 
         A run whose files all still have the signatures saved with the pipeline state
@@ -134,6 +134,8 @@ class Worker:
         Args:
             clock: the time for evaluations without a logged wall time: the wall clock
                 when watching, None (their step) for ``--once``, as replay does.
+            final: read the logs as finished (``--once``): a cut-off last line or record
+                is reported, as replay does, not waited for.
         """
         saved = self.state.load() if self.state is not None else None
         if saved is not None and saved.pipeline is not None:
@@ -148,7 +150,7 @@ class Worker:
             paths = list(self.logs.paths(run))
             before = {p for p, s in old.items() if s.run == run}
             for path in paths:
-                if self.logs.load(path) is None:  # deleted meanwhile: the rescan sees it
+                if self.logs.load(path, final=final) is None:  # deleted: the rescan sees it
                     changed.add(run)
                     continue
                 sig = self.logs.files[path].sig
