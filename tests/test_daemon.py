@@ -137,6 +137,38 @@ def test_appended_lines_alert_at_the_step_they_show_it(tmp_path: Path) -> None:
     assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [18]
 
 
+def printed_model() -> str:
+    """What ``print(model)`` writes for a small ResNet-like torch model (about 5 KB)."""
+    nn = pytest.importorskip("torch.nn")
+    block = [nn.Conv2d(64, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 7, stride=2, padding=3),
+        *[nn.Sequential(*block, *block) for _ in range(12)],
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+    return repr(model) + "\n"
+
+
+def test_a_stdout_log_opening_with_the_printed_model_is_followed(tmp_path: Path) -> None:
+    """A script that prints its model before training starts: the stdout log has no
+    metric in its first 4 KiB and none at all when the daemon starts; it is recognised
+    once metric lines follow, and alerts like any other log."""
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    head = printed_model()
+    assert len(head) > 4096
+    (run / "stdout.log").write_text(head)
+    val, train = overfit_curve()
+    with watching(tmp_path / "runs") as (_, sink), (run / "stdout.log").open("a") as fh:
+        for i in range(val.size):
+            fh.write(f"epoch {i} loss: {train[i]:.6f} val_loss: {val[i]:.6f}\n")
+            fh.flush()
+        assert sink.wait_until(opened("a"), TIMEOUT)
+    assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [18]
+
+
 # The reference trainer's ``lr-too-low`` preset, seed 0 (the demo's run), epochs 1-10 of
 # a planned 40: its planned-length underfitting finding holds at epoch 7 alone of these.
 LOW_VAL = [2.285, 2.2441, 2.1292, 1.9381, 1.817, 1.7626, 1.7435, 1.7084, 1.6864, 1.6538]

@@ -17,6 +17,7 @@ from pathlib import Path
 from advisor.config import Settings
 from advisor.errors import InputError
 from advisor.sources.base import Loader
+from advisor.sources.discovery import SNIFF_BYTES
 from advisor.sources.discovery import LogFile
 from advisor.sources.discovery import discover
 from advisor.sources.discovery import root_labels
@@ -28,9 +29,8 @@ from .state import stat_sig
 
 log = logging.getLogger("advisor.daemon")
 
-# discover() sniffs the first 4 KiB of a text file; an unknown file that had at least
-# that much when a rescan passed it over stays unknown, however it grows.
-_SNIFF_BYTES = 4096
+# discover() sniffs the first SNIFF_BYTES of a text file; an unknown file that had at
+# least that much when a rescan passed it over stays unknown, however it grows.
 # Bound on remembered non-log paths (checkpoints, images): past it, forget them all.
 _MAX_PASSED_OVER = 100_000
 
@@ -92,7 +92,7 @@ class LogSet:
             prefix = path.rstrip(os.sep) + os.sep
             return any(p.startswith(prefix) for p in self.files)
         was = self._passed_over.get(path)
-        if was is None or (was < _SNIFF_BYTES and size != was):
+        if was is None or (was < SNIFF_BYTES and size != was):
             self._unknown.add(path)
             return True
         return False

@@ -48,7 +48,10 @@ _BINARY_SUFFIXES = frozenset(
      ".yml", ".py", ".md", ".html", ".js", ".css", ".index", ".meta", ".lock"}
 )  # fmt: skip
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
-_SNIFF_BYTES = 4096
+# How much of a text file's start is read to recognise its format: a stdout log often
+# opens with the model's printout (torch's repr of a ResNet is 10-30 KB) or a config
+# dump before its first metric line, and 4 KiB missed those.
+SNIFF_BYTES = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +205,7 @@ def sniff(path: Path) -> str | None:
 
     try:
         with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+            head = fh.read(SNIFF_BYTES)
     except OSError:
         return None
     if not head or b"\x00" in head:

@@ -58,6 +58,8 @@ _STEP_WORD = re.compile(
 )
 _EPOCH_WORD = re.compile(r"\bepoch\s*[\[(:=]?\s*(\d+)(?:\s*/\s*\d+)?", re.IGNORECASE)
 _STEP_NAMES = frozenset(STEP_KEYS)
+# Lines of a file's head searched for metric lines: all of them, in practice.
+_SNIFF_LINES = 4096
 
 
 def compile_pattern(pattern: str | None) -> re.Pattern[str]:
@@ -94,7 +96,7 @@ def sniff(head: bytes) -> bool:
     """Whether a file's first bytes look like a text log: two lines or more with a
     loss-like (or metric-like) ``key=number`` or ``key: number`` pair."""
     hits = 0
-    for raw in head_lines(head, limit=50):
+    for raw in head_lines(head, limit=_SNIFF_LINES):
         line = _last_drawing(raw)
         if any(looks_like_metric(m["name"]) for m in _DEFAULT.finditer(line)):
             hits += 1
