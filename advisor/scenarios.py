@@ -23,8 +23,8 @@ condition can be seen in the curve, by construction:
 - LR range test: the eighth evaluation (enough rising LR values to recognise one).
 
 Each run also carries the hyper-parameters its format stores with the logs
-(``Scenario.hparams``, see ``PLANNED``): the planned length of training for HF, MLflow
-and TensorBoard runs, nothing for CSV, JSON Lines and plain text. ``run_curves()`` passes
+(``Scenario.hparams``, see ``PLANNED``): the planned length of training for HF, MLflow,
+TensorBoard and plain-text runs, nothing for CSV and JSON Lines. ``run_curves()`` passes
 them to the core and the generator writes them to the files, so both paths see the same.
 """
 
@@ -56,11 +56,13 @@ EPOCH_FORMATS = frozenset({"csv", "stdout"})
 # Where each format stores the planned length of training, as real writers do: HF's
 # trainer_state.json has ``max_steps`` and ``num_train_epochs``; an MLflow run's params
 # and TensorBoard's hparams plugin hold what the user logged, typically ``epochs``
-# (Keras autolog, ``hp.KerasCallback``). Keras CSV, plain text and JSON Lines have no
-# place for it. Every run ends where it was planned to (the log is complete).
+# (Keras autolog, ``hp.KerasCallback``); Keras prints ``Epoch k/N`` to stdout, which the
+# text reader takes as ``epochs``. Keras CSV and JSON Lines have no place for it. Every
+# run ends where it was planned to (the log is complete).
 PLANNED = {
     "hf": ("max_steps", "num_train_epochs"),
     "mlflow": ("epochs",),
+    "stdout": ("epochs",),
     "tfevents": ("epochs",),
 }
 _WALL0 = 1_764_000_000.0
@@ -206,9 +208,10 @@ def _finish(
 
 def _planned(fmt: str, step: I64, epoch: F64) -> dict[str, HParamValue]:
     """The planned length of training in the names ``fmt`` stores it under (floats, as
-    every loader returns numbers)."""
-    value = {"max_steps": float(step[-1]), "num_train_epochs": float(epoch[-1]),
-             "epochs": float(epoch[-1])}  # fmt: skip
+    every loader returns numbers): one evaluation per epoch, so as many epochs as
+    evaluations (``epoch`` counts from 0 in the epoch formats, from 1 in the others)."""
+    value = {"max_steps": float(step[-1]), "num_train_epochs": float(epoch.size),
+             "epochs": float(epoch.size)}  # fmt: skip
     return {name: value[name] for name in PLANNED.get(fmt, ())}
 
 

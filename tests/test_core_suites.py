@@ -98,16 +98,15 @@ def _earliness(name: str) -> dict[str, tuple[int, int]]:
 EARLINESS = {
     "tune": {
         "underfitting visible": (5, 5),
-        "underfitting planned visible": (4, 4),
-        "underfitting unplanned visible": (1, 1),
-        "underfitting planned": (5, 6),
+        "underfitting planned visible": (5, 5),
+        "underfitting planned": (6, 8),
         "overfitting": (11, 16),
         "overfitting visible": (9, 13),
     },
     "holdout": {
         "underfitting visible": (4, 6),
         "underfitting unplanned visible": (2, 2),
-        "underfitting": (5, 14),
+        "underfitting": (7, 14),
         "overfitting visible": (9, 13),
     },
 }
@@ -140,15 +139,19 @@ def test_instability_alerted_at_the_first_bad_point(name: str) -> None:
 
 
 def test_planned_length_where_the_format_stores_it() -> None:
-    """HF runs carry max_steps and num_train_epochs, MLflow and TensorBoard runs epochs;
-    CSV, JSON Lines and plain text carry nothing. The run as the core sees it has them."""
+    """HF runs carry max_steps and num_train_epochs, MLflow, TensorBoard and plain-text
+    runs epochs; CSV and JSON Lines carry nothing. The run as the core sees it has them,
+    and the whole run is the planned run (one evaluation per epoch)."""
     for s in suite("tune"):
         assert set(s.hparams) == set(PLANNED.get(s.fmt, ())), s.name
         assert dict(s.run_curves().hparams) == s.hparams
         if "max_steps" in s.hparams:
             assert s.hparams["max_steps"] == float(s.step[-1])
         if "epochs" in s.hparams:
-            assert s.hparams["epochs"] == float(s.epoch[-1])
+            assert s.hparams["epochs"] == float(s.n)
+        view = view_of(s.run_curves())
+        if s.hparams and view is not None:
+            assert view.elapsed() == pytest.approx(1.0), s.name
 
 
 def _trainer_suite() -> list[tuple[str, Diagnosis, RunCurves]]:

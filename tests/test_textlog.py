@@ -123,6 +123,21 @@ def test_printed_dicts_and_tensors(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_epoch_k_of_n_states_the_planned_epochs(tmp_path: Path) -> None:
+    """Keras prints ``Epoch k/N``: N is the planned number of epochs (hyper-parameter
+    ``epochs``), given once, and again when a resumed run states another."""
+    path = tmp_path / "train.log"
+    path.write_text("Epoch 1/30\n9/9 - loss: 0.5 - val_loss: 0.6\nEpoch 2/30\n")
+    loader = TextLogLoader(path)
+    assert loader.load().hparams == {"epochs": 30.0}
+    with path.open("a") as fh:
+        fh.write("9/9 - loss: 0.4 - val_loss: 0.5\nEpoch 3/30\n")
+    assert loader.load().hparams == {}
+    with path.open("a") as fh:
+        fh.write("Epoch 4/50 loss: 0.3\nepoch: 5/60 loss=0.2\nEpoch 70/60 loss=0.1\n")
+    assert loader.load().hparams == {"epochs": 60.0}  # not 70/60: a count past its total
+
+
 def test_user_pattern(tmp_path: Path) -> None:
     """A pattern with named groups name and value replaces the default."""
     got = read(

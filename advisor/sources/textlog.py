@@ -20,12 +20,13 @@ The step is a ``step``/``iter``/``iteration``/``global_step`` pair or word on th
 (``step 100``, ``Iter [100/5000]``), else the epoch (``Epoch [k/N]``, ``epoch k`` or an
 ``epoch`` pair; it is also emitted as tag ``epoch``), else the epoch of the latest
 ``Epoch k/N`` line (Keras prints it on a line of its own), else the number of metric
-lines before. An epoch that is not a whole number (the Trainer prints progress,
-``'epoch': 0.25``) cannot be the step: when the first epoch a metric line would take
-its step from is fractional, every line of the file is stepped by the count of metric
-lines before it, and the epoch stays a tag (the elapsed part of a planned run). Lines
-without metrics are ignored. Progress bars that redraw a line with ``\\r`` count by
-their last drawing.
+lines before. The ``N`` of ``Epoch k/N`` (Keras prints it, as do many scripts) is the
+planned number of epochs, hyper-parameter ``epochs``. An epoch that is not a whole
+number (the Trainer prints progress, ``'epoch': 0.25``) cannot be the step: when the
+first epoch a metric line would take its step from is fractional, every line of the
+file is stepped by the count of metric lines before it, and the epoch stays a tag (the
+elapsed part of a planned run). Lines without metrics are ignored. Progress bars that
+redraw a line with ``\\r`` count by their last drawing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import re
 from pathlib import Path
 
 from advisor.errors import ConfigError
+from advisor.model import HParamValue
 from advisor.sources._text import STEP_KEYS
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
@@ -56,7 +58,7 @@ _DEFAULT = re.compile(DEFAULT_PATTERN)
 _STEP_WORD = re.compile(
     r"\b(?:global[_ ]step|step|iteration|iter)\s*[\[(:=]?\s*(\d+)(?:\s*/\s*\d+)?", re.IGNORECASE
 )
-_EPOCH_WORD = re.compile(r"\bepoch\s*[\[(:=]?\s*(\d+)(?:\s*/\s*\d+)?", re.IGNORECASE)
+_EPOCH_WORD = re.compile(r"\bepoch\s*[\[(:=]?\s*(\d+)(?:\s*/\s*(\d+))?", re.IGNORECASE)
 _STEP_NAMES = frozenset(STEP_KEYS)
 # Lines of a file's head searched for metric lines: all of them, in practice.
 _SNIFF_LINES = 4096
@@ -126,11 +128,26 @@ class TextLogLoader(LineLoader):
         self._metric_lines = 0
         # Whether epochs can be steps: None until a metric line needs one.
         self._whole_epochs: bool | None = None
+        self._epochs: int | None = None  # the N of the latest "Epoch k/N"
+        self._epochs_new = False
 
     def _forget(self) -> None:
         self._epoch = None
         self._metric_lines = 0
         self._whole_epochs = None
+        self._epochs = None
+        self._epochs_new = False
+
+    def _plan(self, epoch: int, total: int) -> None:
+        """Note the planned number of epochs that an ``Epoch k/N`` line states."""
+        if 0 < total != self._epochs and epoch <= total:
+            self._epochs, self._epochs_new = total, True
+
+    def _hparams(self) -> dict[str, HParamValue]:
+        if not self._epochs_new or self._epochs is None:
+            return {}
+        self._epochs_new = False
+        return {"epochs": float(self._epochs)}
 
     def _parse(self, lines: list[str], first_line: int) -> None:
         tag_ids: list[int] = []
@@ -155,8 +172,11 @@ class TextLogLoader(LineLoader):
                     pairs.append((name, value))
             if step is None and (found := _STEP_WORD.search(line)) is not None:
                 step = as_step(float(found[1]))
-            if epoch is None and (found := _EPOCH_WORD.search(line)) is not None:
-                epoch = float(found[1])
+            if (found := _EPOCH_WORD.search(line)) is not None:
+                if epoch is None:
+                    epoch = float(found[1])
+                if found[2] is not None:
+                    self._plan(int(found[1]), int(found[2]))
             if epoch is not None:
                 self._epoch = epoch
             if not pairs:
