@@ -208,6 +208,36 @@ def test_pandas_index_column_is_the_step(tmp_path: Path) -> None:
     assert got == [("loss", 0), ("val_loss", 0), ("loss", 1), ("val_loss", 1)]
 
 
+def test_a_phase_column_names_the_tags_of_its_rows(tmp_path: Path) -> None:
+    """A long-format log (one row per phase and epoch, as ``pandas.DataFrame.to_csv``
+    writes a list of dicts) keeps each phase's metrics apart: ``val/loss`` is the
+    validation loss, not every other point of one ``loss``. Written by the csv module."""
+    path = tmp_path / "log.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["epoch", "phase", "loss", "acc"])
+        writer.writeheader()
+        for epoch in range(2):
+            writer.writerow({"epoch": epoch, "phase": "train", "loss": 1.0 - 0.2 * epoch})
+            writer.writerow(
+                {"epoch": epoch, "phase": "val", "loss": 1.1 - 0.2 * epoch, "acc": 0.5}
+            )
+        writer.writerow({"epoch": 2, "phase": "not a phase", "loss": 0.5})  # free text
+    loader = CsvLoader(path)
+    got = [(t, s, v) for t, s, _, v in points(loader.load())]
+    assert got == [
+        ("epoch", 0, "0.0"), ("train/loss", 0, "1.0"),
+        ("epoch", 0, "0.0"), ("val/loss", 0, "1.1"), ("val/acc", 0, "0.5"),
+        ("epoch", 1, "1.0"), ("train/loss", 1, "0.8"),
+        ("epoch", 1, "1.0"), ("val/loss", 1, "0.9000000000000001"), ("val/acc", 1, "0.5"),
+        ("epoch", 2, "2.0"), ("loss", 2, "0.5"),
+    ]  # fmt: skip
+    with path.open("a", newline="") as fh:  # a column of ever new values is no phase
+        fh.writelines(f"{3 + k},run{k},0.4,\n" for k in range(40))
+    tags = {t for t, _, _, _ in points(loader.load())}
+    # 16 phases at most: train, val and the first 14 of these.
+    assert tags == {"epoch", "loss"} | {f"run{k}/loss" for k in range(14)}
+
+
 def test_no_step_column_counts_rows(tmp_path: Path) -> None:
     """Without a step column the step is the data row's number since the header."""
     path = tmp_path / "log.csv"

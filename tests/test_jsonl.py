@@ -136,6 +136,31 @@ def test_numbers_quoted_by_default_str_are_read(tmp_path: Path) -> None:
     ]
 
 
+def test_a_phase_key_names_the_tags_of_its_line(tmp_path: Path) -> None:
+    """``{"epoch": 1, "split": "val", "loss": ...}``: each phase's metrics are tags of
+    their own (``val/loss``); the step, the time and ``epoch`` are not prefixed."""
+    path = tmp_path / "metrics.jsonl"
+    write_lines(
+        path,
+        [
+            {"epoch": 0, "split": "train", "loss": 1.0, "opt": {"lr": 0.1}},
+            {"epoch": 0, "split": "val", "loss": 1.1, "time": 1.7e9},
+            {"epoch": 1, "mode": "val", "loss": 0.9},
+            {"epoch": 2, "split": "a phase? no", "loss": 0.8},
+        ],
+    )
+    batch = JsonlLoader(path).load()
+    assert batch.problems == ()
+    assert [(t, s, w, v) for t, s, w, v in points(batch) if t != "epoch"] == [
+        ("train/loss", 0, "nan", "1.0"),
+        ("train/opt/lr", 0, "nan", "0.1"),
+        ("val/loss", 0, repr(1.7e9), "1.1"),
+        ("val/loss", 1, "nan", "0.9"),
+        ("loss", 2, "nan", "0.8"),
+    ]
+    assert [s for t, s, _, _ in points(batch) if t == "epoch"] == [0, 0, 1, 2]
+
+
 def test_invalid_lines_reported_once_and_skipped(tmp_path: Path) -> None:
     """A bad complete line is reported with its number once, and reading goes on."""
     path = tmp_path / "log.jsonl"

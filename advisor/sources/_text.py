@@ -42,6 +42,11 @@ _MIN_WALL = 1e8
 _MS_WALL = 1e11
 
 STEP_KEYS = ("step", "global_step", "iteration", "iter")
+# A key or column naming the phase a row was logged in: long-format logs write one row
+# per phase (``epoch,phase,loss``: a "train" row and a "val" row), so each phase's
+# metrics are tags of their own, named after it (``val/loss``).
+PHASE_KEYS = frozenset({"phase", "split", "mode", "stage", "subset"})
+_PHASE_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 WALL_KEYS = ("wall_time", "timestamp", "time", "walltime")
 # Name fragments that make a column or key look like a training metric.
 METRIC_WORDS = frozenset(
@@ -115,6 +120,15 @@ def json_number(value: object) -> float | None:
         except OverflowError:  # an integer past float range
             return None
     return None
+
+
+def phase_of(value: object) -> str | None:
+    """The value of a phase key or cell as a tag prefix (``"val"``), or None when it is
+    not a short name (a phase, not free text)."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if _PHASE_VALUE.fullmatch(value) else None
 
 
 def shown(text: str, most: int = 20) -> str:

@@ -20,8 +20,11 @@ a corrupt cell and reported with its line; a column of text alone is not. The st
 from the first column named ``step``, ``global_step``, ``iteration``, ``iter``,
 ``epoch`` (case-insensitive), else the unnamed index column, else the row's number; an
 ``epoch`` column is also a tag. A ``time``, ``timestamp`` or ``wall_time`` column
-holding seconds since the epoch gives the wall time; it is never a tag. Points are
-emitted in file order: training restarts (the step going back) are purged downstream.
+holding seconds since the epoch gives the wall time; it is never a tag. A ``phase``,
+``split``, ``mode``, ``stage`` or ``subset`` column (a long-format log: one row per
+phase and epoch) names each row's tags after its phase: ``val/loss`` and ``train/loss``,
+not one ``loss`` alternating between the two; ``epoch`` stays itself. Points are emitted
+in file order: training restarts (the step going back) are purged downstream.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ import numpy as np
 
 from advisor.model import F64
 from advisor.model import HParamValue
+from advisor.sources._text import PHASE_KEYS
 from advisor.sources._text import STEP_KEYS
 from advisor.sources._text import WALL_KEYS
 from advisor.sources._text import LineLoader
 from advisor.sources._text import head_lines
 from advisor.sources._text import looks_like_metric
 from advisor.sources._text import parse_float
+from advisor.sources._text import phase_of
 from advisor.sources._text import shown
 from advisor.sources._text import unreadable
 from advisor.sources._text import wall_seconds_array
@@ -53,6 +58,8 @@ _INDEX_NAMES = frozenset({"", "unnamed: 0", "index"})
 # Cells that are known to mean "no value": skipping them before float parsing keeps
 # sparse files (Lightning) on the vectorised path.
 _MISSING = frozenset({"", "NA", "#na#", "N/A", "None", "null"})
+# Distinct values of a phase column that name tags of their own (train, val, test...).
+_MAX_PHASES = 16
 
 
 def sniff_separator(header: str) -> str:
@@ -118,18 +125,42 @@ class _Layout:
         if self.step_col < 0 and lowered and lowered[0] in _INDEX_NAMES:
             self.step_col = 0
         self.wall_col = next((lowered.index(k) for k in WALL_KEYS if k in lowered), -1)
+        self.phase_col = next((c for c, n in enumerate(lowered) if n in PHASE_KEYS), -1)
         self.tag_cols: list[int] = []
         self.tag_ids: list[int] = []
+        self.tag_names: list[str] = []
         for col, name in enumerate(names):
-            if col == self.wall_col or not name:
+            if col in (self.wall_col, self.phase_col) or not name:
                 continue
             if col == self.step_col and lowered[col] != "epoch":
                 continue
             self.tag_cols.append(col)
             self.tag_ids.append(tag_id(name))
+            self.tag_names.append(name)
+        self._tag_id = tag_id
+        self._phase_ids: dict[str | None, list[int]] = {None: self.tag_ids}
         # Columns that held a number: text after it is a corrupt cell (reported); a
         # column of text only (a model name, a list) is no metric and says nothing.
         self.numeric = [False] * len(self.tag_cols)
+
+    def row_tag_ids(self, phases: tuple[str, ...]) -> np.ndarray:
+        """The tag of each cell of rows logged in ``phases`` (the phase column's cells):
+        ``val/loss`` for the ``loss`` column of a ``val`` row; ``epoch`` stays itself."""
+        rows = []
+        for cell in phases:
+            phase = phase_of(cell)
+            # A column of ever new values is no phase: bound the tags (the dict also
+            # holds None, the rows without a phase).
+            if phase not in self._phase_ids and len(self._phase_ids) > _MAX_PHASES:
+                phase = None
+            ids = self._phase_ids.get(phase)
+            if ids is None:
+                ids = self._phase_ids[phase] = [
+                    self._tag_id(name if name.lower() == "epoch" else f"{phase}/{name}")
+                    for name in self.tag_names
+                ]
+            rows.append(ids)
+        return np.array(rows, np.int32).ravel()
 
 
 class CsvLoader(LineLoader):
@@ -228,8 +259,12 @@ class CsvLoader(LineLoader):
         else:
             wall = np.full(len(rows), np.nan)
         keep = present.ravel()
+        if layout.phase_col >= 0:
+            tags = layout.row_tag_ids(columns[layout.phase_col])
+        else:
+            tags = np.tile(np.array(layout.tag_ids, np.int32), len(rows))
         self._points.add(
-            np.tile(np.array(layout.tag_ids, np.int32), len(rows))[keep],
+            tags[keep],
             np.repeat(np.array(steps, np.float64).astype(np.int64), width)[keep],
             np.repeat(wall, width)[keep],
             values.ravel()[keep],

@@ -27,6 +27,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from advisor.sources._text import PHASE_KEYS
 from advisor.sources._text import STEP_KEYS
 from advisor.sources._text import WALL_KEYS
 from advisor.sources._text import LineLoader
@@ -34,6 +35,7 @@ from advisor.sources._text import as_step
 from advisor.sources._text import head_lines
 from advisor.sources._text import json_number
 from advisor.sources._text import looks_like_metric
+from advisor.sources._text import phase_of
 from advisor.sources._text import shown
 from advisor.sources._text import wall_seconds
 
@@ -54,19 +56,26 @@ def _flatten(
     texts: list[tuple[str, str]] | None = None,
 ) -> None:
     """Collect the numbers of a (nested) object as (tag, value), in key order, and the
-    other strings as (tag, text) in ``texts`` when given."""
+    other strings as (tag, text) in ``texts`` when given. At the top level, the step and
+    time keys are not tags, and a phase key (``"split": "val"``) prefixes the others
+    (``val/loss``) but ``epoch``."""
+    phase = ""
+    if depth == 0:
+        found = next((phase_of(obj[k]) for k in obj if k in PHASE_KEYS), None)
+        phase = f"{found}/" if found else ""
     for key, value in obj.items():
         if type(value) is dict:
             if depth < _MAX_DEPTH:
-                _flatten(value, f"{prefix}{key}/", out, depth + 1, texts)
+                _flatten(value, f"{prefix}{phase}{key}/", out, depth + 1, texts)
             continue
-        if not prefix and key in _NOT_TAGS:
+        if depth == 0 and (key in _NOT_TAGS or (phase and key in PHASE_KEYS)):
             continue
+        tag = prefix + key if key == "epoch" and depth == 0 else prefix + phase + key
         number = json_number(value)
         if number is not None:
-            out.append((prefix + key, number))
+            out.append((tag, number))
         elif texts is not None and type(value) is str:
-            texts.append((prefix + key, value))
+            texts.append((tag, value))
 
 
 def _has_step(obj: dict[str, Any]) -> bool:
