@@ -138,6 +138,36 @@ def test_epoch_k_of_n_states_the_planned_epochs(tmp_path: Path) -> None:
     assert loader.load().hparams == {"epochs": 60.0}  # not 70/60: a count past its total
 
 
+def bar(epoch: int) -> str:
+    """fastprogress's console bar for one epoch, as it draws it (redrawn after a CR)."""
+    head = f"\rEpoch {epoch}/3 : "
+    return (
+        f"\u2588\r{head}|----| 0.00% [0/5 00:00<?]{head}|\u2588\u2588--| 40.00% [2/5 00:00<00:00]"
+        f"{head}|\u2588\u2588\u2588\u2588| 100.00% [5/5 00:00<00:00]{head}{' ' * 20}\r"
+    )
+
+
+def test_fastai_console_table(tmp_path: Path) -> None:
+    """fastai prints a table to the console (fastprogress 1.1.6 ``ConsoleMasterBar``,
+    its output copied here with shorter bars): a header, then a row per epoch after the
+    epoch's progress bar. The rows are read, the time column skipped."""
+    text = "\u2588\repoch     train_loss  valid_loss  accuracy  time    \n" + "".join(
+        bar(e + 1)
+        + f"{e}         {1.2 - 0.2 * e:.6f}    {1.0 - 0.1 * e:.6f}    0.600000  00:05     \n"
+        for e in range(3)
+    )
+    assert sniff(text.encode())
+    got = read(tmp_path, text)
+    assert [p for p in got if p[0] == "valid_loss"] == [
+        ("valid_loss", 0, "1.0"), ("valid_loss", 1, "0.9"), ("valid_loss", 2, "0.8")
+    ]  # fmt: skip
+    assert {p[0] for p in got} == {"epoch", "train_loss", "valid_loss", "accuracy"}
+    assert not sniff(b"epoch loss\nsomething else\n")
+    assert read(tmp_path, "step  loss  acc\n10  0.5  #na#\nnot a row\n20  0.4  0.9\n") == [
+        ("loss", 10, "0.5"), ("loss", 20, "0.4"), ("acc", 20, "0.9")
+    ]  # fmt: skip
+
+
 def test_user_pattern(tmp_path: Path) -> None:
     """A pattern with named groups name and value replaces the default."""
     got = read(

@@ -20,12 +20,15 @@ The step is a ``step``/``iter``/``iteration``/``global_step`` pair or word on th
 (``step 100``, ``Iter [100/5000]``), else the epoch (``Epoch [k/N]``, ``epoch k`` or an
 ``epoch`` pair; it is also emitted as tag ``epoch``), else the epoch of the latest
 ``Epoch k/N`` line (Keras prints it on a line of its own), else the number of metric
-lines before. The ``N`` of ``Epoch k/N`` (Keras prints it, as do many scripts) is the
-planned number of epochs, hyper-parameter ``epochs``. An epoch that is not a whole
-number (the Trainer prints progress, ``'epoch': 0.25``) cannot be the step: when the
-first epoch a metric line would take its step from is fractional, every line of the
-file is stepped by the count of metric lines before it, and the epoch stays a tag (the
-elapsed part of a planned run). Lines without metrics are ignored. Progress bars that
+lines before. A table of metrics is read too (fastai prints one: a header line such as
+``epoch  train_loss  valid_loss  accuracy  time``, then a row of values per epoch; cells
+that are not numbers, such as the time, are skipped). The ``N`` of ``Epoch k/N``
+(Keras prints it, as do many scripts) is the planned number of epochs,
+hyper-parameter ``epochs``. An epoch that is not a whole number (the Trainer prints
+progress, ``'epoch': 0.25``) cannot be the step: when the first epoch a metric line
+would take its step from is fractional, every line of the file is stepped by the count
+of metric lines before it, and the epoch stays a tag (the elapsed part of a planned
+run). Lines without metrics are ignored. Progress bars that
 redraw a line with ``\\r`` count by their last drawing.
 """
 
@@ -62,6 +65,9 @@ _EPOCH_WORD = re.compile(r"\bepoch\s*[\[(:=]?\s*(\d+)(?:\s*/\s*(\d+))?", re.IGNO
 _STEP_NAMES = frozenset(STEP_KEYS)
 # Lines of a file's head searched for metric lines: all of them, in practice.
 _SNIFF_LINES = 4096
+# A table of metrics: its header's first column, and what a column name may be.
+_TABLE_FIRST = frozenset({"epoch", "step", "iter", "iteration"})
+_NAME = re.compile(r"[A-Za-z_][\w./-]*")
 
 
 def compile_pattern(pattern: str | None) -> re.Pattern[str]:
@@ -94,12 +100,35 @@ def _last_drawing(line: str) -> str:
     return parts[-1] if parts else ""
 
 
+def _table_header(cells: list[str]) -> tuple[str, ...] | None:
+    """The column names when a line is the header of a table of metrics (fastai prints
+    ``epoch  train_loss  valid_loss  accuracy  time``): names only, the first one a step
+    or epoch, at least one metric among the others."""
+    if len(cells) < 2 or cells[0].lower() not in _TABLE_FIRST:
+        return None
+    if not all(_NAME.fullmatch(c) for c in cells):
+        return None
+    return tuple(cells) if any(looks_like_metric(c) for c in cells[1:]) else None
+
+
+def _table_row(cells: list[str], header: tuple[str, ...] | None) -> bool:
+    """Whether a line is a row of the table under ``header``: as many cells, the first a
+    whole number."""
+    return header is not None and len(cells) == len(header) and cells[0].isdigit()
+
+
 def sniff(head: bytes) -> bool:
     """Whether a file's first bytes look like a text log: two lines or more with a
-    loss-like (or metric-like) ``key=number`` or ``key: number`` pair."""
+    loss-like (or metric-like) ``key=number`` or ``key: number`` pair, or a table of
+    metrics (a header, then a row)."""
     hits = 0
+    header: tuple[str, ...] | None = None
     for raw in head_lines(head, limit=_SNIFF_LINES):
         line = _last_drawing(raw)
+        cells = line.split()
+        if _table_row(cells, header):
+            return True
+        header = _table_header(cells) or header
         if any(looks_like_metric(m["name"]) for m in _DEFAULT.finditer(line)):
             hits += 1
             if hits >= 2:
@@ -130,6 +159,7 @@ class TextLogLoader(LineLoader):
         self._whole_epochs: bool | None = None
         self._epochs: int | None = None  # the N of the latest "Epoch k/N"
         self._epochs_new = False
+        self._table: tuple[str, ...] | None = None  # the latest table header
 
     def _forget(self) -> None:
         self._epoch = None
@@ -137,6 +167,21 @@ class TextLogLoader(LineLoader):
         self._whole_epochs = None
         self._epochs = None
         self._epochs_new = False
+        self._table = None
+
+    def _row(self, cells: list[str]) -> tuple[list[tuple[str, float]], int | None, float | None]:
+        """The metrics, step and epoch of a row of the current table (cells that are not
+        numbers, such as fastai's ``00:05`` time or ``#na#``, are no metric)."""
+        assert self._table is not None
+        first = int(cells[0])
+        pairs = [
+            (name, value)
+            for name, cell in zip(self._table[1:], cells[1:], strict=True)
+            if (value := parse_float(cell)) is not None
+        ]
+        if self._table[0].lower() == "epoch":
+            return pairs, None, float(first)
+        return pairs, first, None
 
     def _plan(self, epoch: int, total: int) -> None:
         """Note the planned number of epochs that an ``Epoch k/N`` line states."""
@@ -159,7 +204,14 @@ class TextLogLoader(LineLoader):
             pairs: list[tuple[str, float]] = []
             step: int | None = None
             epoch: float | None = None
-            for match in self._pattern.finditer(line):
+            cells = line.split()
+            row = _table_row(cells, self._table)
+            if row:
+                pairs, step, epoch = self._row(cells)
+            elif (header := _table_header(cells)) is not None:
+                self._table = header
+                continue
+            for match in () if row else self._pattern.finditer(line):
                 name, value = match["name"], parse_float(match["value"] or "")
                 if not name or value is None:
                     continue
