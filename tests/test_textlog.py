@@ -212,6 +212,25 @@ def test_damaged_input_never_raises(tmp_path: Path, data: bytes) -> None:
     assert all(p.position.startswith("line ") for p in batch.problems)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Epoch 1/" + "9" * 5000 + " loss=1\n",  # past int()'s 4300 digits
+        "epoch loss\n" + "9" * 5000 + " 0.5\n",
+        "epoch loss\n\u00b2 0.5\n",  # a digit to str.isdigit(), not to int()
+        "step loss\n99999999999999999999 0.5\n",  # past int64
+        "Epoch " + "9" * 5000 + "/3 loss=1\n",  # an infinite epoch
+        "loss=1 epoch=" + "9" * 400 + "\n",
+    ],
+)
+def test_absurd_numbers_never_raise(tmp_path: Path, text: str) -> None:
+    """Numbers no step or epoch can be are no step or epoch: no exception."""
+    path = tmp_path / "train.log"
+    path.write_text(text)
+    batch = TextLogLoader(path).load()
+    assert all(abs(int(s)) < 1 << 62 for s in batch.scalars.step)
+
+
 def test_sniff() -> None:
     """Two lines or more with a loss-like pair make a text log."""
     assert sniff(b"Epoch [1/3] TrainLoss=1.5 | ValLoss=1.2\nEpoch [2/3] TrainLoss=1.4\n")

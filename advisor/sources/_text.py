@@ -57,7 +57,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 # A one-element torch tensor as str() writes it: tensor(0.5100), tensor([0.51]),
 # tensor(0.5100, device='cuda:0'), tensor(0.51, grad_fn=<NllLossBackward0>).
 _TENSOR = re.compile(
-    r"tensor\((\[)?\s*([^,\[\]()\s]+)\s*(?(1)\])(?:,[^()]*(?:\([^()]*\))?[^()]*)?\)"
+    r"tensor\((\[)?\s*([^,\[\]()\s]+)\s*(?(1)\])(?:,[^()]*(?:\([^()]*\)[^()]*)?)?\)"
 )
 
 

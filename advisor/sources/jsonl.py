@@ -8,13 +8,16 @@ reported and skipped: an index there would land on the logged steps. The wall ti
 the epoch. Every other number is a tag; nested objects are flattened with ``/``
 (``{"val": {"loss": 1}}`` → ``val/loss``); booleans, lists and nulls are not metrics.
 A string that Python's ``float()`` reads is a number too, for steps, times and
-metrics alike: strict JSON has no NaN or infinity, so writers that keep them spell them
-``"NaN"``, ``"Infinity"`` (the evidence of a diverged run), and ``json.dumps(...,
-default=str)``, the usual way past numpy's float32 and int64, writes ``"0.51"``. Any
-other string is not a metric; it is reported (the point is lost) in a key that held a
-number on an earlier line, as CSV does for text in a column of numbers, and once per
-key under a metric's name that never held one (``"tensor(0.5100)"``: why such a log
-yields no metrics). A null is skipped in silence: pandas' ``to_json``
+metrics alike, and so is a one-element tensor's text (``_text.json_number``): strict
+JSON has no NaN or infinity, so writers that keep them spell them ``"NaN"``,
+``"Infinity"`` (the evidence of a diverged run), and ``json.dumps(..., default=str)``,
+the usual way past numpy's float32 and int64, writes ``"0.51"``. Any other string is not
+a metric; it is reported (the point is lost) in a key that held a number on an earlier
+line, as CSV does for text in a column of numbers, and once per key under a metric's
+name that never held one (``"tensor([0.5, 0.6])"``: why such a log yields no metrics).
+A ``phase``, ``split``, ``mode``, ``stage`` or ``subset`` key holding a name
+(``{"epoch": 3, "split": "val", "loss": 0.4}``, a long-format log) prefixes the line's
+tags but ``epoch`` (``val/loss``). A null is skipped in silence: pandas' ``to_json``
 writes it for a value not logged in that row (orjson and JavaScript for NaN, but the
 two cannot be told apart). ``epoch`` stays a tag even when it is the step. An invalid
 line is reported once, with its number, and skipped.
@@ -171,7 +174,7 @@ class JsonlLoader(LineLoader):
             _flatten(obj, "", found, 0, texts)
             for tag, text in texts:
                 # Text where a number was logged before loses a point; text under a
-                # metric's name that never held one (``"tensor(0.51)"`` from
+                # metric's name that never held one (a whole tensor's text, from
                 # ``default=str``) is why a log yields no metrics: said once per key.
                 if tag in numeric or (looks_like_metric(tag) and self._tell(tag)):
                     self._problems.add(

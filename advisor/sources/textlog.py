@@ -13,8 +13,8 @@ Python dict: ``{'eval_loss': 0.43, 'epoch': 1.0}``, what the Hugging Face Traine
 prints) and to a printed torch tensor (``loss: tensor(0.5100, grad_fn=...)``); keys start
 with a letter (so clock times such as ``12:30:05`` are not pairs), a key opened by a
 quote must close it (``device='cuda:0'`` is no pair) and a number followed by ``:digit``
-is not a value. A user pattern with the named groups ``name`` and
-``value`` replaces it.
+is not a value. A user pattern with the named groups ``name`` and ``value`` replaces
+it.
 
 The step is a ``step``/``iter``/``iteration``/``global_step`` pair or word on the line
 (``step 100``, ``Iter [100/5000]``), else the epoch (``Epoch [k/N]``, ``epoch k`` or an
@@ -28,8 +28,8 @@ hyper-parameter ``epochs``. An epoch that is not a whole number (the Trainer pri
 progress, ``'epoch': 0.25``) cannot be the step: when the first epoch a metric line
 would take its step from is fractional, every line of the file is stepped by the count
 of metric lines before it, and the epoch stays a tag (the elapsed part of a planned
-run). Lines without metrics are ignored. Progress bars that
-redraw a line with ``\\r`` count by their last drawing.
+run). Lines without metrics are ignored. Progress bars that redraw a line with ``\\r``
+count by their last drawing.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ _SNIFF_LINES = 4096
 # A table of metrics: its header's first column, and what a column name may be.
 _TABLE_FIRST = frozenset({"epoch", "step", "iter", "iteration"})
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
+# A count that fits a step: ASCII digits (str.isdigit() takes "²"), at most 18 of them.
+_COUNT = re.compile(r"[0-9]{1,18}")
 
 
 def compile_pattern(pattern: str | None) -> re.Pattern[str]:
@@ -113,8 +115,10 @@ def _table_header(cells: list[str]) -> tuple[str, ...] | None:
 
 def _table_row(cells: list[str], header: tuple[str, ...] | None) -> bool:
     """Whether a line is a row of the table under ``header``: as many cells, the first a
-    whole number."""
-    return header is not None and len(cells) == len(header) and cells[0].isdigit()
+    whole number (one that fits a step)."""
+    if header is None or len(cells) != len(header):
+        return False
+    return _COUNT.fullmatch(cells[0]) is not None
 
 
 def sniff(head: bytes) -> bool:
@@ -227,14 +231,14 @@ class TextLogLoader(LineLoader):
             if (found := _EPOCH_WORD.search(line)) is not None:
                 if epoch is None:
                     epoch = float(found[1])
-                if found[2] is not None:
+                if found[2] is not None and _COUNT.fullmatch(found[1] + found[2]):
                     self._plan(int(found[1]), int(found[2]))
             if epoch is not None:
                 self._epoch = epoch
             if not pairs:
                 continue
             epoch = self._epoch
-            if step is None and epoch is not None:
+            if step is None and epoch is not None and math.isfinite(epoch):
                 if self._whole_epochs is None:
                     self._whole_epochs = epoch == math.floor(epoch)
                 step = as_step(epoch) if self._whole_epochs else None
