@@ -52,6 +52,7 @@ _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl
 # opens with the model's printout (torch's repr of a ResNet is 10-30 KB) or a config
 # dump before its first metric line, and 4 KiB missed those.
 SNIFF_BYTES = 64 << 10
+_FIRST_SNIFF = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,20 +204,26 @@ def sniff(path: Path) -> str | None:
     from advisor.sources import jsonl
     from advisor.sources import textlog
 
+    def of(head: bytes) -> str | None:
+        if not head or b"\x00" in head:
+            return None
+        if jsonl.sniff(head):
+            return JSONL
+        if csvlog.sniff(head):
+            return CSV
+        return TEXT if textlog.sniff(head) else None
+
     try:
         with path.open("rb") as fh:
-            head = fh.read(SNIFF_BYTES)
+            # The first lines decide nearly every log: only a file they do not decide
+            # is read further (each rescan sniffs every candidate file again).
+            head = fh.read(_FIRST_SNIFF)
+            found = of(head)
+            if found is None and len(head) == _FIRST_SNIFF:
+                found = of(head + fh.read(SNIFF_BYTES - _FIRST_SNIFF))
     except OSError:
         return None
-    if not head or b"\x00" in head:
-        return None
-    if jsonl.sniff(head):
-        return JSONL
-    if csvlog.sniff(head):
-        return CSV
-    if textlog.sniff(head):
-        return TEXT
-    return None
+    return found
 
 
 def _newest_hf_states(files: list[LogFile]) -> list[LogFile]:
