@@ -10,7 +10,8 @@ A run is the directory that holds a log, named by its path relative to the root
 - Hugging Face ``checkpoint-N/`` directories fold into their parent; only the newest
   ``trainer_state.json`` of a run is read (each holds the whole history so far).
 - MLflow's file store: ``mlruns/<exp>/<run>/metrics/<key>`` is one tag of the run
-  ``mlruns/<exp>/<run>``.
+  ``mlruns/<exp>/<run>``. MLflow's SQLite store (``mlflow.db``, the default since MLflow
+  3.7) is found, so that it can be reported as not read.
 
 CSV, JSON Lines and plain-text logs are recognised by content, whatever their name.
 """
@@ -34,6 +35,7 @@ MLFLOW = "mlflow"
 TEXT = "text"
 LIGHTNING_HPARAMS = "lightning_hparams"
 MLFLOW_PARAMS = "mlflow_params"
+MLFLOW_DB = "mlflow_db"
 
 _KERAS_SUBDIRS = frozenset({"train", "validation", "eval", "evaluation", "val", "valid", "test"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
@@ -48,6 +50,7 @@ _BINARY_SUFFIXES = frozenset(
      ".yml", ".py", ".md", ".html", ".js", ".css", ".index", ".meta", ".lock"}
 )  # fmt: skip
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
+_DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
 # How much of a text file's start is read to recognise its format: a stdout log often
 # opens with the model's printout (torch's repr of a ResNet is 10-30 KB) or a config
 # dump before its first metric line, and 4 KiB missed those.
@@ -180,10 +183,35 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
             path, _run_name(root, run_dir, label) if run_dir != root else run, MLFLOW, tag=tag
         )
     suffix = path.suffix.lower()
+    if suffix in _DB_SUFFIXES:
+        return LogFile(path, run, MLFLOW_DB) if _is_mlflow_db(path) else None
     if suffix in _BINARY_SUFFIXES or suffix not in _SNIFF_SUFFIXES:
         return None
     fmt = sniff(path)
     return LogFile(path, run, fmt) if fmt else None
+
+
+def _is_mlflow_db(path: Path) -> bool:
+    """Whether ``path`` is an SQLite database with MLflow's tracking tables (MLflow 3.7
+    and later keep runs in ``mlflow.db`` by default, not in ``mlruns/``)."""
+    import sqlite3
+
+    try:
+        with path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return False
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        con = sqlite3.connect(uri, uri=True, timeout=0.1)
+        try:
+            rows = con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('experiments', 'runs', 'metrics')"
+            ).fetchall()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error):
+        return False
+    return len(rows) == 3
 
 
 def _mlflow_tag(path: Path) -> tuple[Path, str] | None:

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.model import Batch
 from advisor.model import HParamValue
+from advisor.model import Problem
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import parse_float
 from advisor.sources._text import unreadable
 
-__all__ = ["MlflowMetricLoader", "read_mlflow_params", "run_name"]
+__all__ = ["MlflowDbNotice", "MlflowMetricLoader", "read_mlflow_params", "run_name"]
 
 _MAX_PARAM = 64 << 10
 _BOOLS = {"true": True, "false": False}
@@ -77,6 +79,37 @@ class MlflowMetricLoader(LineLoader):
             values.append(value)
         tag = self._points.tag_id(self.tag) if steps else 0
         self._points.add_lists([tag] * len(steps), steps, walls, values)
+
+
+class MlflowDbNotice:
+    """MLflow's SQLite tracking store (``mlflow.db``), which is not read: says so once.
+
+    Since MLflow 3.7 runs go to ``sqlite:///mlflow.db`` unless ``MLFLOW_TRACKING_URI``
+    names a file store; without this notice such runs would be missing in silence.
+
+    Args:
+        path: the database file.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._told = False
+
+    def load(self, *, final: bool = False) -> Batch:
+        """The notice on the first call, then nothing."""
+        if self._told:
+            return Batch()
+        self._told = True
+        return Batch(
+            problems=(
+                Problem(
+                    str(self.path),
+                    "file",
+                    "an MLflow SQLite tracking store, which is not read: to watch these runs, "
+                    "log them to a file store (MLFLOW_TRACKING_URI=./mlruns)",
+                ),
+            )
+        )
 
 
 def _key_of(path: Path) -> str:

@@ -11,6 +11,7 @@ from advisor.sources.discovery import HFSTATE
 from advisor.sources.discovery import JSONL
 from advisor.sources.discovery import LIGHTNING_HPARAMS
 from advisor.sources.discovery import MLFLOW
+from advisor.sources.discovery import MLFLOW_DB
 from advisor.sources.discovery import MLFLOW_PARAMS
 from advisor.sources.discovery import TEXT
 from advisor.sources.discovery import TFEVENTS
@@ -49,6 +50,12 @@ def _mlflow(f: LogFile, settings: Settings) -> Loader:
     return MlflowMetricLoader(f.path, f.tag)
 
 
+def _mlflow_db(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.mlflow import MlflowDbNotice
+
+    return MlflowDbNotice(f.path)
+
+
 def _text(f: LogFile, settings: Settings) -> Loader:
     from advisor.sources.textlog import TextLogLoader
 
@@ -76,6 +83,7 @@ LOADERS: dict[str, LoaderFactory] = {
     TEXT: _text,
     LIGHTNING_HPARAMS: _lightning_hparams,
     MLFLOW_PARAMS: _mlflow_params,
+    MLFLOW_DB: _mlflow_db,
 }
 
 
