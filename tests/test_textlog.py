@@ -136,6 +136,9 @@ def test_epoch_k_of_n_states_the_planned_epochs(tmp_path: Path) -> None:
     with path.open("a") as fh:
         fh.write("Epoch 4/50 loss: 0.3\nepoch: 5/60 loss=0.2\nEpoch 70/60 loss=0.1\n")
     assert loader.load().hparams == {"epochs": 60.0}  # not 70/60: a count past its total
+    # Lightning's RichProgressBar counts from 0: "Epoch 0/9" to "Epoch 9/9" are 10 epochs.
+    path.write_text("".join(f"Epoch {k}/9 ━━━━ 50/50 0:00:01 train_loss: 0.5\n" for k in range(3)))
+    assert TextLogLoader(path).load().hparams == {"epochs": 10.0}
 
 
 def bar(epoch: int) -> str:

@@ -24,7 +24,8 @@ lines before. A table of metrics is read too (fastai prints one: a header line s
 ``epoch  train_loss  valid_loss  accuracy  time``, then a row of values per epoch; cells
 that are not numbers, such as the time, are skipped). The ``N`` of ``Epoch k/N``
 (Keras prints it, as do many scripts) is the planned number of epochs,
-hyper-parameter ``epochs``. An epoch that is not a whole number (the Trainer prints
+hyper-parameter ``epochs`` (N + 1 where the count starts at 0: Lightning's rich progress
+bar ends at ``Epoch 9/9``). An epoch that is not a whole number (the Trainer prints
 progress, ``'epoch': 0.25``) cannot be the step: when the first epoch a metric line
 would take its step from is fractional, every line of the file is stepped by the count
 of metric lines before it, and the epoch stays a tag (the elapsed part of a planned
@@ -163,6 +164,7 @@ class TextLogLoader(LineLoader):
         self._whole_epochs: bool | None = None
         self._epochs: int | None = None  # the N of the latest "Epoch k/N"
         self._epochs_new = False
+        self._zero_based = False  # an "Epoch 0/N" was seen
         self._table: tuple[str, ...] | None = None  # the latest table header
 
     def _forget(self) -> None:
@@ -171,6 +173,7 @@ class TextLogLoader(LineLoader):
         self._whole_epochs = None
         self._epochs = None
         self._epochs_new = False
+        self._zero_based = False
         self._table = None
 
     def _row(self, cells: list[str]) -> tuple[list[tuple[str, float]], int | None, float | None]:
@@ -188,7 +191,17 @@ class TextLogLoader(LineLoader):
         return pairs, first, None
 
     def _plan(self, epoch: int, total: int) -> None:
-        """Note the planned number of epochs that an ``Epoch k/N`` line states."""
+        """Note the planned number of epochs that an ``Epoch k/N`` line states.
+
+        Keras counts from 1 to N. A count that starts at 0 may end at N (Lightning's rich
+        progress bar prints ``Epoch 0/9`` to ``Epoch 9/9`` for 10 epochs) or at N - 1 (a
+        script's ``Epoch [0/10]``): taken as N + 1 epochs, which understates the elapsed
+        part of the second kind by one epoch rather than overstate the first's.
+        """
+        if epoch == 0:
+            self._zero_based = True
+        if self._zero_based:
+            total += 1
         if 0 < total != self._epochs and epoch <= total:
             self._epochs, self._epochs_new = total, True
 
