@@ -95,13 +95,17 @@ def test_printed_dicts_and_tensors(tmp_path: Path) -> None:
     trainer = (
         "***** Running training *****\n"
         "  Num examples = 1,000\n"  # a metric line too: the count starts at 1 below
+        "  Num Epochs = 3\n"  # the planned length, not a second epoch curve
         "{'loss': 0.6916, 'grad_norm': 1.27, 'learning_rate': 4.8e-05, 'epoch': 0.5}\n"
         "\r 25%|##5       | 50/200 [00:05<00:15,  9.85it/s]\r 50%|#####     | 100/200\n"
         "{'eval_loss': 0.6612, 'eval_accuracy': 0.62, 'eval_runtime': 1.03, 'epoch': 1.0}\n"
         "{'loss': 0.51, 'grad_norm': 0.9, 'learning_rate': 2.4e-05, 'epoch': 1.5}\n"
         "{'eval_loss': 0.58, 'eval_accuracy': 0.7, 'eval_runtime': 1.01, 'epoch': 2.0}\n"
     )
+    (tmp_path / "trainer.log").write_text(trainer)
+    assert TextLogLoader(tmp_path / "trainer.log").load().hparams == {"epochs": 3.0}
     got = read(tmp_path, trainer)
+    assert "Epochs" not in {p[0] for p in got}
     assert [p for p in got if p[0] in ("epoch", "loss", "eval_loss")] == [
         ("epoch", 1, "0.5"), ("loss", 1, "0.6916"),
         ("epoch", 2, "1.0"), ("eval_loss", 2, "0.6612"),

@@ -25,12 +25,13 @@ lines before. A table of metrics is read too (fastai prints one: a header line s
 that are not numbers, such as the time, are skipped). The ``N`` of ``Epoch k/N``
 (Keras prints it, as do many scripts) is the planned number of epochs,
 hyper-parameter ``epochs`` (N + 1 where the count starts at 0: Lightning's rich progress
-bar ends at ``Epoch 9/9``). An epoch that is not a whole number (the Trainer prints
-progress, ``'epoch': 0.25``) cannot be the step: when the first epoch a metric line
-would take its step from is fractional, every line of the file is stepped by the count
-of metric lines before it, and the epoch stays a tag (the elapsed part of a planned
-run). Lines without metrics are ignored. Progress bars that redraw a line with ``\\r``
-count by their last drawing.
+bar ends at ``Epoch 9/9``), and so is a pair named for it (``Num Epochs = 3``, which the
+Hugging Face Trainer prints before training; ``num_epochs=30``). An epoch that is not a
+whole number (the Trainer prints progress, ``'epoch': 0.25``) cannot be the step: when
+the first epoch a metric line would take its step from is fractional, every line of the
+file is stepped by the count of metric lines before it, and the epoch stays a tag (the
+elapsed part of a planned run). Lines without metrics are ignored. Progress bars that
+redraw a line with ``\\r`` count by their last drawing.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import math
 import re
 from pathlib import Path
 
+from advisor.core.planned import unit_of
 from advisor.errors import ConfigError
 from advisor.model import HParamValue
 from advisor.sources._text import STEP_KEYS
@@ -200,10 +202,13 @@ class TextLogLoader(LineLoader):
         """
         if epoch == 0:
             self._zero_based = True
-        if self._zero_based:
-            total += 1
-        if 0 < total != self._epochs and epoch <= total:
-            self._epochs, self._epochs_new = total, True
+        if epoch <= total:
+            self._stated(total + 1 if self._zero_based else total)
+
+    def _stated(self, epochs: int) -> None:
+        """Note a planned number of epochs (a new value is given with the next batch)."""
+        if 0 < epochs != self._epochs:
+            self._epochs, self._epochs_new = epochs, True
 
     def _hparams(self) -> dict[str, HParamValue]:
         if not self._epochs_new or self._epochs is None:
@@ -237,6 +242,12 @@ class TextLogLoader(LineLoader):
                     step = as_step(value)
                 elif low == "epoch" and epoch is None and math.isfinite(value):
                     epoch = value
+                elif unit_of(name) == "epochs" and value == round(value) and 0 < value < 1e9:
+                    # The planned number of epochs, not a metric: the HF Trainer prints
+                    # "Num Epochs = 3" before training (as a tag, its name would make it
+                    # a second epoch curve). Steps are left alone: their axis may be the
+                    # count of lines here.
+                    self._stated(int(value))
                 else:
                     pairs.append((name, value))
             if step is None and (found := _STEP_WORD.search(line)) is not None:
