@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from advisor.core.planned import unit_of
@@ -103,6 +104,13 @@ def _last_drawing(line: str) -> str:
         return line
     parts = [p for p in line.split("\r") if p.strip()]
     return parts[-1] if parts else ""
+
+
+@lru_cache(maxsize=1024)
+def _names_epochs(name: str) -> bool:
+    """Whether a pair's name states the planned number of epochs (``Num Epochs``,
+    ``num_epochs``); cached: it is asked of every pair of every line."""
+    return unit_of(name) == "epochs"
 
 
 def _table_header(cells: list[str]) -> tuple[str, ...] | None:
@@ -242,7 +250,7 @@ class TextLogLoader(LineLoader):
                     step = as_step(value)
                 elif low == "epoch" and epoch is None and math.isfinite(value):
                     epoch = value
-                elif unit_of(name) == "epochs" and value == round(value) and 0 < value < 1e9:
+                elif _names_epochs(name) and value == round(value) and 0 < value < 1e9:
                     # The planned number of epochs, not a metric: the HF Trainer prints
                     # "Num Epochs = 3" before training (as a tag, its name would make it
                     # a second epoch curve). Steps are left alone: their axis may be the
