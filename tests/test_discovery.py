@@ -108,6 +108,38 @@ def test_an_mlflow_sqlite_store_is_reported_not_read(tmp_path: Path) -> None:
     ]
 
 
+def test_an_mlflow_store_in_mid_commit_is_still_found(tmp_path: Path) -> None:
+    """A scan that meets MLflow committing (an exclusive lock, held here for 0.3 s)
+    waits for it rather than drop the database from this scan and find it at the next."""
+    import sqlite3
+    import threading
+    import time
+
+    path = tmp_path / "mlflow.db"
+    con = sqlite3.connect(path)
+    for table in ("experiments", "runs", "metrics"):
+        con.execute(f"CREATE TABLE {table} (id INTEGER)")
+    con.commit()
+    con.close()
+    held = threading.Event()
+
+    def commit() -> None:
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN EXCLUSIVE")
+        held.set()
+        time.sleep(0.3)  # the commit's duration, not a wait for an event
+        writer.execute("COMMIT")
+        writer.close()
+
+    thread = threading.Thread(target=commit)
+    thread.start()
+    try:
+        assert held.wait(10)
+        assert [f.format for f in discover(tmp_path)] == ["mlflow_db"]
+    finally:
+        thread.join()
+
+
 def test_single_file_and_run_at_root(tmp_path: Path) -> None:
     """A file path is read alone; logs directly in the root form a run named after it."""
     f = touch(tmp_path / "exp7/events.out.tfevents.1.host")

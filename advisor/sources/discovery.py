@@ -51,6 +51,8 @@ _BINARY_SUFFIXES = frozenset(
 )  # fmt: skip
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
 _DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+# Seconds a scan waits for a database's lock (see ``_is_mlflow_db``).
+_DB_WAIT = 1.0
 # How much of a text file's start is read to recognise its format: a stdout log often
 # opens with the model's printout (torch's repr of a ResNet is 10-30 KB) or a config
 # dump before its first metric line, and 4 KiB missed those.
@@ -201,7 +203,10 @@ def _is_mlflow_db(path: Path) -> bool:
             if fh.read(16) != b"SQLite format 3\x00":
                 return False
         uri = f"{path.resolve().as_uri()}?mode=ro"
-        con = sqlite3.connect(uri, uri=True, timeout=0.1)
+        # Race: a writer commits under an exclusive lock; a reader that gives up then
+        # would drop the database from this scan and find it again at the next (the
+        # run forgotten, the notice repeated). Commits take milliseconds: wait for one.
+        con = sqlite3.connect(uri, uri=True, timeout=_DB_WAIT)
         try:
             rows = con.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
