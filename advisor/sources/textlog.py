@@ -263,6 +263,7 @@ class TextLogLoader(LineLoader):
             if (found := _EPOCH_WORD.search(line)) is not None:
                 if epoch is None:
                     epoch = float(found[1])
+                # k and N together at most 18 digits: each fits int() and a step.
                 if found[2] is not None and _COUNT.fullmatch(found[1] + found[2]):
                     self._plan(int(found[1]), int(found[2]))
             if epoch is not None:
