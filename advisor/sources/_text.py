@@ -1,8 +1,7 @@
 """Helpers shared by the text-based loaders (CSV, JSON Lines, MLflow, plain text).
 
-The common part of every line-oriented format is the tailing itself: remember a byte
-offset, hand only complete lines to the format's parser, notice when the file was
-replaced or rewritten, and keep memory bounded whatever the writer does. That lives in
+The common part of every line-oriented format is handing only complete lines to the
+format's parser, on top of the tailing of :mod:`advisor.sources.tail`. That lives in
 :class:`LineLoader`; each format subclasses it and implements ``_parse``.
 """
 
@@ -11,29 +10,18 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
 from advisor.model import F64
-from advisor.model import I32
-from advisor.model import I64
-from advisor.model import Batch
 from advisor.model import HParamValue
-from advisor.model import Problem
-from advisor.model import Scalars
+from advisor.sources.tail import BATCH_BYTES
+from advisor.sources.tail import TailLoader
 
 # A line longer than this is skipped (and reported once) instead of being buffered.
 MAX_LINE = 1 << 20
-# What one load() call reads at most, so that one batch never holds a whole large file.
-BATCH_BYTES = 8 << 20
 _CHUNK = 1 << 20
-# How many of a file's first bytes are compared on each change to notice a rewrite
-# (Lightning rewrites metrics.csv in place with a new header: same inode, larger size).
-_PREFIX = 4096
-_MAX_PROBLEMS = 50
 # Steps are int64; anything past this is not a plausible step.
 _STEP_LIMIT = float(1 << 62)
 # A value in a time column below this (1973-03-03) is a duration, not a wall time.
@@ -59,28 +47,6 @@ _WORD = re.compile(r"[a-z0-9]+")
 _TENSOR = re.compile(
     r"tensor\((\[)?\s*([^,\[\]()\s]+)\s*(?(1)\])(?:,[^()]*(?:\([^()]*\)[^()]*)?)?\)"
 )
-
-
-def stat_file(path: Path) -> os.stat_result | None:
-    """``os.stat`` of a log file; None when it does not exist (yet, or any more).
-
-    Raises:
-        InputError: the path cannot be read (permission denied, or a directory).
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path}: not a regular file")
-    return st
-
-
-def unreadable(path: Path, exc: OSError) -> InputError:
-    """The one-line error for a file that exists but cannot be opened."""
-    return InputError(f"{path}: cannot read: {exc.strerror or exc}")
 
 
 def looks_like_metric(name: str) -> bool:
@@ -186,104 +152,14 @@ def hparam_value(value: object) -> HParamValue | None:
     return None
 
 
-class ProblemLog:
-    """Problems of one file, each reported once, at most ``limit`` in all.
+class LineLoader(TailLoader):
+    """Base of the line-oriented loaders: hands complete lines only to ``_parse``.
 
-    Args:
-        path: the file, named in every problem.
-        limit: past this many, one last problem says that the rest are not reported.
-    """
-
-    def __init__(self, path: Path, limit: int = _MAX_PROBLEMS) -> None:
-        self._path = str(path)
-        self._limit = limit
-        self._seen: set[tuple[str, str]] = set()
-        self._new: list[Problem] = []
-
-    def add(self, position: str, message: str) -> None:
-        """Record a problem unless it was reported before."""
-        key = (position, message)
-        if key in self._seen or len(self._seen) > self._limit:
-            return
-        self._seen.add(key)
-        if len(self._seen) > self._limit:
-            message = "more problems in this file are not reported"
-        self._new.append(Problem(self._path, position, message))
-
-    def take(self) -> tuple[Problem, ...]:
-        """The problems found since the previous call."""
-        new, self._new = tuple(self._new), []
-        return new
-
-
-class PointTable:
-    """Collects points block by block and builds one :class:`Scalars` per call."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-        self._parts: list[tuple[I32, I64, F64, F64]] = []
-
-    def tag_id(self, tag: str) -> int:
-        """The index of ``tag`` in this loader's tag table."""
-        found = self._ids.get(tag)
-        if found is None:
-            found = self._ids[tag] = len(self._ids)
-        return found
-
-    def add(self, tag_index: I32, step: I64, wall_time: F64, value: F64) -> None:
-        """Append a block of points (already in file order)."""
-        if step.size:
-            self._parts.append((tag_index, step, wall_time, value))
-
-    def add_lists(
-        self, tag_index: list[int], step: list[int], wall_time: list[float], value: list[float]
-    ) -> None:
-        """Append a block of points given as parallel lists."""
-        if step:
-            self.add(
-                np.array(tag_index, np.int32),
-                np.array(step, np.int64),
-                np.array(wall_time, np.float64),
-                np.array(value, np.float64),
-            )
-
-    def clear(self) -> None:
-        """Forget every tag and pending point (the file is read again from its start)."""
-        self._ids.clear()
-        self._parts.clear()
-
-    def build(self) -> Scalars:
-        """The points added since the previous call, naming only the tags they use."""
-        if not self._parts:
-            return Scalars.empty()
-        parts, self._parts = self._parts, []
-        index = np.concatenate([p[0] for p in parts])
-        names = list(self._ids)
-        used = np.unique(index)
-        if used.size < len(names):
-            lookup = np.zeros(len(names), np.int32)
-            lookup[used] = np.arange(used.size, dtype=np.int32)
-            index = lookup[index]
-            names = [names[int(u)] for u in used]
-        return Scalars(
-            tags=tuple(names),
-            tag_index=index,
-            step=np.concatenate([p[1] for p in parts]),
-            wall_time=np.concatenate([p[2] for p in parts]),
-            value=np.concatenate([p[3] for p in parts]),
-        )
-
-
-class LineLoader:
-    """Base of the line-oriented loaders: tails a file, parsing complete lines only.
-
-    Each ``load()`` does one ``os.stat``; an unchanged file (same size, inode and
-    mtime) is not opened. Otherwise the file is read from the remembered byte offset in
-    bounded chunks, and every complete line (ending in ``\\n``; ``\\r\\n`` tolerated)
-    goes to ``_parse``. A half-written last line is left for a later call. A line
-    longer than ``max_line`` bytes is skipped and reported once, without being buffered.
-    A file that shrank, whose inode changed or whose first bytes changed is read
-    again from its start, and the batch says ``reset``.
+    The tailing is :class:`~advisor.sources.tail.TailLoader`'s. The file is read from
+    the offset in bounded chunks, and every complete line (ending in ``\\n``; ``\\r\\n``
+    tolerated) goes to ``_parse``. A half-written last line is left for a later call. A
+    line longer than ``max_line`` bytes is skipped and reported once, without being
+    buffered.
 
     Args:
         path: the log file.
@@ -295,20 +171,11 @@ class LineLoader:
     def __init__(
         self, path: Path | str, *, batch_bytes: int = BATCH_BYTES, max_line: int = MAX_LINE
     ) -> None:
-        if batch_bytes <= 0 or max_line <= 0:
-            raise ValueError(
-                f"batch_bytes and max_line must be positive: {batch_bytes}, {max_line}"
-            )
-        self.path = Path(path)
-        self._batch_bytes = batch_bytes
+        if max_line <= 0:
+            raise ValueError(f"max_line must be positive: {max_line}")
+        super().__init__(path, batch_bytes=batch_bytes)
         self._max_line = max_line
-        self._points = PointTable()
-        self._problems = ProblemLog(self.path)
-        self._signature: tuple[int, int, int] | None = None
-        self._file_id: tuple[int, int] | None = None
-        self._offset = 0
         self._line = 1  # the number of the line that starts at _offset
-        self._prefix = b""
         self._skipping = False  # inside a too-long line, looking for its end
 
     # -- for subclasses --------------------------------------------------------------
@@ -320,60 +187,11 @@ class LineLoader:
     def _forget(self) -> None:
         """Drop the format's state: the file is read again from its start."""
 
-    def _hparams(self) -> dict[str, HParamValue]:
-        """Hyper-parameters found since the previous call."""
-        return {}
+    # -- the lines -------------------------------------------------------------------
 
-    # -- the tailing -----------------------------------------------------------------
-
-    def load(self, *, final: bool = False) -> Batch:
-        """Return what was appended since the previous call; with ``final`` a last line
-        without its line end is reported (the writer stopped in the middle of it)."""
-        st = stat_file(self.path)
-        if st is None:
-            return Batch()
-        if (st.st_size, st.st_ino, st.st_mtime_ns) == self._signature:
-            return Batch()
-        try:
-            with open(self.path, "rb") as fh:
-                st = os.fstat(fh.fileno())  # the file opened, if replaced since the stat
-                signature = (st.st_size, st.st_ino, st.st_mtime_ns)
-                reset = self._check_same_file(fh.fileno(), st)
-                more = self._read(fh.fileno(), final)
-                if len(self._prefix) < _PREFIX and self._offset > len(self._prefix):
-                    self._prefix = os.pread(fh.fileno(), min(self._offset, _PREFIX), 0)
-        except (PermissionError, IsADirectoryError) as exc:
-            raise unreadable(self.path, exc) from None
-        except FileNotFoundError:  # removed since the stat
-            return Batch()
-        except OSError as exc:  # e.g. EIO on a network filesystem: try again next call
-            self._problems.add("file", f"read failed: {exc.strerror or exc}")
-            more, reset = False, False
-            self._signature = None
-        else:
-            self._signature = None if more else signature
-        return Batch(
-            scalars=self._points.build(),
-            problems=self._problems.take(),
-            hparams=self._hparams(),
-            reset=reset,
-            more=more,
-        )
-
-    def _check_same_file(self, fd: int, st: os.stat_result) -> bool:
-        """Start over if the file was replaced or rewritten; True if that drops a read."""
-        file_id = (st.st_dev, st.st_ino)
-        replaced = file_id != self._file_id or st.st_size < self._offset
-        if not replaced and self._prefix:
-            replaced = os.pread(fd, len(self._prefix), 0) != self._prefix
-        self._file_id = file_id
-        if not replaced:
-            return False
-        dropped = self._offset > 0
-        self._offset, self._line, self._prefix, self._skipping = 0, 1, b"", False
-        self._points.clear()
+    def _restart(self) -> None:
+        self._line, self._skipping = 1, False
         self._forget()
-        return dropped
 
     def _read(self, fd: int, final: bool) -> bool:
         """Parse the complete lines after the offset; True if stopped by the budget."""

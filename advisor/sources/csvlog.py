@@ -47,8 +47,8 @@ from advisor.sources._text import looks_like_metric
 from advisor.sources._text import parse_float
 from advisor.sources._text import phase_of
 from advisor.sources._text import shown
-from advisor.sources._text import unreadable
 from advisor.sources._text import wall_seconds_array
+from advisor.sources.tail import unreadable
 
 __all__ = ["CsvLoader", "read_lightning_hparams", "sniff"]
 

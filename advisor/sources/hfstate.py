@@ -25,13 +25,13 @@ from typing import Any
 
 from advisor.model import Batch
 from advisor.model import HParamValue
-from advisor.sources._text import PointTable
-from advisor.sources._text import ProblemLog
 from advisor.sources._text import as_step
 from advisor.sources._text import hparam_value
 from advisor.sources._text import json_number
-from advisor.sources._text import stat_file
-from advisor.sources._text import unreadable
+from advisor.sources.tail import PointTable
+from advisor.sources.tail import ProblemLog
+from advisor.sources.tail import stat_file
+from advisor.sources.tail import unreadable
 
 __all__ = ["HF_HPARAMS", "HfStateLoader"]
 

@@ -20,7 +20,7 @@ from advisor.model import Problem
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import parse_float
-from advisor.sources._text import unreadable
+from advisor.sources.tail import unreadable
 
 __all__ = ["MlflowDbNotice", "MlflowMetricLoader", "read_mlflow_params", "run_name"]
 
