@@ -12,6 +12,9 @@ A run is the directory that holds a log, named by its path relative to the root
 - MLflow's file store: ``mlruns/<exp>/<run>/metrics/<key>`` is one tag of the run
   ``mlruns/<exp>/<run>``. MLflow's SQLite store (``mlflow.db``, the default since MLflow
   3.7) is found, so that it can be reported as not read.
+- Weights & Biases: ``wandb/run-<time>-<id>/run-<id>.wandb`` holds the whole run; the
+  ``files/``, ``logs/`` and ``tmp/`` directories beside it are W&B's own copies and
+  logs (the script's stdout is ``files/output.log``), not runs of their own.
 
 CSV, JSON Lines and plain-text logs are recognised by content, whatever their name.
 """
@@ -36,6 +39,7 @@ TEXT = "text"
 LIGHTNING_HPARAMS = "lightning_hparams"
 MLFLOW_PARAMS = "mlflow_params"
 MLFLOW_DB = "mlflow_db"
+WANDB = "wandb"
 
 _KERAS_SUBDIRS = frozenset({"train", "validation", "eval", "evaluation", "val", "valid", "test"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
@@ -49,6 +53,9 @@ _BINARY_SUFFIXES = frozenset(
      ".onnx", ".png", ".jpg", ".jpeg", ".gif", ".pdf", ".zip", ".gz", ".tar", ".pb", ".yaml",
      ".yml", ".py", ".md", ".html", ".js", ".css", ".index", ".meta", ".lock"}
 )  # fmt: skip
+# Beside a ``.wandb`` file: W&B's copies of the run's files (stdout among them), its
+# debug logs and scratch space, all of it also in the .wandb file or not metrics.
+_WANDB_SIDE_DIRS = frozenset({"files", "logs", "tmp"})
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
 _DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
 # Seconds a scan waits for a database's lock (see ``_is_mlflow_db``).
@@ -141,6 +148,8 @@ def discover(root: Path, label: str = "") -> list[LogFile]:
 def _walk(root: Path, label: str) -> Iterator[LogFile]:
     for dirpath, dirnames, filenames in os.walk(root, onerror=None):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        if any(name.endswith(".wandb") for name in filenames):
+            dirnames[:] = [d for d in dirnames if d not in _WANDB_SIDE_DIRS]
         here = Path(dirpath)
         run = _run_name(root, here, label)
         for name in sorted(filenames):
@@ -173,6 +182,8 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
         return LogFile(path, run, TFEVENTS, tag_prefix=prefix)
     if name == "trainer_state.json":
         return LogFile(path, run, HFSTATE)
+    if name.endswith(".wandb"):
+        return LogFile(path, run, WANDB)
     if name == "hparams.yaml":
         return LogFile(path, run, LIGHTNING_HPARAMS)
     if name == "meta.yaml" and (path.parent / "params").is_dir():
@@ -191,6 +202,19 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
         return None
     fmt = sniff(path)
     return LogFile(path, run, fmt) if fmt else None
+
+
+def in_wandb_side_dir(path: Path) -> bool:
+    """Whether ``path`` lies in the ``files/``, ``logs/`` or ``tmp/`` directory beside a
+    W&B run's ``.wandb`` file (never a log of its own: see the module docstring)."""
+    for parent in path.parents:
+        if parent.name in _WANDB_SIDE_DIRS:
+            try:
+                if any(n.endswith(".wandb") for n in os.listdir(parent.parent)):
+                    return True
+            except OSError:
+                pass
+    return False
 
 
 def _is_mlflow_db(path: Path) -> bool:

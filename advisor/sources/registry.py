@@ -15,6 +15,7 @@ from advisor.sources.discovery import MLFLOW_DB
 from advisor.sources.discovery import MLFLOW_PARAMS
 from advisor.sources.discovery import TEXT
 from advisor.sources.discovery import TFEVENTS
+from advisor.sources.discovery import WANDB
 from advisor.sources.discovery import LogFile
 
 LoaderFactory = Callable[[LogFile, Settings], Loader]
@@ -62,6 +63,12 @@ def _text(f: LogFile, settings: Settings) -> Loader:
     return TextLogLoader(f.path, pattern=settings.text_pattern)
 
 
+def _wandb(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.wandblog import WandbLoader
+
+    return WandbLoader(f.path)
+
+
 def _lightning_hparams(f: LogFile, settings: Settings) -> Loader:
     from advisor.sources.context import lightning_hparams_loader
 
@@ -84,6 +91,7 @@ LOADERS: dict[str, LoaderFactory] = {
     LIGHTNING_HPARAMS: _lightning_hparams,
     MLFLOW_PARAMS: _mlflow_params,
     MLFLOW_DB: _mlflow_db,
+    WANDB: _wandb,
 }
 
 
