@@ -169,6 +169,35 @@ def test_a_stdout_log_opening_with_the_printed_model_is_followed(tmp_path: Path)
     assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [18]
 
 
+WANDB_RUN = Path(__file__).parents[1] / "fixtures/wandb/run-20261126_120000-sgdover1"
+
+
+def test_a_wandb_run_is_followed_as_wandb_writes_it(tmp_path: Path) -> None:
+    """A W&B run's .wandb file, written in pieces cut anywhere (W&B flushes whole blocks
+    and, every 15 s, what it has), while the script's stdout copy grows beside it: the
+    alert opens at the step replay gives (74), and W&B's own files are no run and ask
+    for no rescan."""
+    run = tmp_path / "runs" / "wandb" / "run-20261126_120000-sgdover1"
+    (run / "files").mkdir(parents=True)
+    data = (WANDB_RUN / "run-sgdover1.wandb").read_bytes()
+    printed = (WANDB_RUN / "files" / "output.log").read_text().splitlines(keepends=True)
+    (run / "run-sgdover1.wandb").write_bytes(data[:5])
+    cuts = [*range(3000, len(data), 2111), len(data)]
+    with watching(tmp_path / "runs") as (daemon, sink):
+        logs = daemon.parts.worker.logs
+        at = 5
+        for i, cut in enumerate(cuts):
+            with (run / "run-sgdover1.wandb").open("ab") as fh:
+                fh.write(data[at:cut])
+            with (run / "files" / "output.log").open("a") as fh:
+                fh.write(printed[i % len(printed)])
+            at = cut
+        assert sink.wait_until(opened("wandb/run-20261126_120000-sgdover1"), TIMEOUT)
+        assert not logs.worth_rescan(str(run / "files" / "output.log"))
+        assert daemon.wait_until(lambda: len(logs.files) == 1, TIMEOUT)
+    assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [74]
+
+
 # The reference trainer's ``lr-too-low`` preset, seed 0 (the demo's run), epochs 1-10 of
 # a planned 40: its planned-length underfitting finding holds at epoch 7 alone of these.
 LOW_VAL = [2.285, 2.2441, 2.1292, 1.9381, 1.817, 1.7626, 1.7435, 1.7084, 1.6864, 1.6538]

@@ -20,6 +20,7 @@ from advisor.sources.base import Loader
 from advisor.sources.discovery import SNIFF_BYTES
 from advisor.sources.discovery import LogFile
 from advisor.sources.discovery import discover
+from advisor.sources.discovery import in_wandb_side_dir
 from advisor.sources.discovery import root_labels
 from advisor.sources.registry import make_loader
 from advisor.store import Store
@@ -91,6 +92,8 @@ class LogSet:
         except OSError:
             prefix = path.rstrip(os.sep) + os.sep
             return any(p.startswith(prefix) for p in self.files)
+        if in_wandb_side_dir(Path(path)):
+            return False  # W&B's own files: its stdout copy grows with every print
         was = self._passed_over.get(path)
         if was is None or (was < SNIFF_BYTES and size != was):
             self._unknown.add(path)
