@@ -79,67 +79,6 @@ def test_text_logs_found_by_content_not_name(tmp_path: Path) -> None:
     assert [(f.run, f.format) for f in discover(tmp_path)] == [("a", "csv"), ("b", "text")]
 
 
-def test_an_mlflow_sqlite_store_is_reported_not_read(tmp_path: Path) -> None:
-    """MLflow 3.7+ keeps runs in ``mlflow.db`` by default: found (its tables, made here
-    with sqlite3 under MLflow's names), and reported once as not read, not passed over
-    in silence; another SQLite database and a text file named .db are no log."""
-    import sqlite3
-
-    def database(path: Path, tables: list[str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path)
-        for table in tables:
-            con.execute(f"CREATE TABLE {table} (id INTEGER)")
-        con.commit()
-        con.close()
-
-    database(tmp_path / "proj/mlflow.db", ["experiments", "runs", "metrics", "params"])
-    database(tmp_path / "other/cache.sqlite", ["runs"])
-    touch(tmp_path / "text/notes.db", "epoch,loss\n0,1\n")
-    assert [(f.run, f.format, f.path.name) for f in discover(tmp_path)] == [
-        ("proj", "mlflow_db", "mlflow.db")
-    ]
-    problems: list[str] = []
-    store = load_store([tmp_path], Settings(), on_problem=lambda p: problems.append(str(p)))
-    assert len(store.curves("proj", Settings().roles).curves) == 0
-    assert problems == [
-        f"{tmp_path / 'proj/mlflow.db'}: file: an MLflow SQLite tracking store, which is not "
-        "read: to watch these runs, log them to a file store (MLFLOW_TRACKING_URI=./mlruns)"
-    ]
-
-
-def test_an_mlflow_store_in_mid_commit_is_still_found(tmp_path: Path) -> None:
-    """A scan that meets MLflow committing (an exclusive lock, held here for 0.3 s)
-    waits for it rather than drop the database from this scan and find it at the next."""
-    import sqlite3
-    import threading
-    import time
-
-    path = tmp_path / "mlflow.db"
-    con = sqlite3.connect(path)
-    for table in ("experiments", "runs", "metrics"):
-        con.execute(f"CREATE TABLE {table} (id INTEGER)")
-    con.commit()
-    con.close()
-    held = threading.Event()
-
-    def commit() -> None:
-        writer = sqlite3.connect(path, isolation_level=None)
-        writer.execute("BEGIN EXCLUSIVE")
-        held.set()
-        time.sleep(0.3)  # the commit's duration, not a wait for an event
-        writer.execute("COMMIT")
-        writer.close()
-
-    thread = threading.Thread(target=commit)
-    thread.start()
-    try:
-        assert held.wait(10)
-        assert [f.format for f in discover(tmp_path)] == ["mlflow_db"]
-    finally:
-        thread.join()
-
-
 def test_single_file_and_run_at_root(tmp_path: Path) -> None:
     """A file path is read alone; logs directly in the root form a run named after it."""
     f = touch(tmp_path / "exp7/events.out.tfevents.1.host")

@@ -11,7 +11,8 @@ A run is the directory that holds a log, named by its path relative to the root
   ``trainer_state.json`` of a run is read (each holds the whole history so far).
 - MLflow's file store: ``mlruns/<exp>/<run>/metrics/<key>`` is one tag of the run
   ``mlruns/<exp>/<run>``. MLflow's SQLite store (``mlflow.db``, the default since MLflow
-  3.7) is found, so that it can be reported as not read.
+  3.7) holds many runs in one file: each run not deleted is a ``LogFile`` of its own
+  (``part`` = its run id), named ``mlflow.db/<exp>/<run>`` after the file store's layout.
 - Weights & Biases: ``wandb/run-<time>-<id>/run-<id>.wandb`` holds the whole run; the
   ``files/``, ``logs/`` and ``tmp/`` directories beside it are W&B's own copies and
   logs (the script's stdout is ``files/output.log``), not runs of their own.
@@ -57,9 +58,9 @@ _BINARY_SUFFIXES = frozenset(
 # debug logs and scratch space, all of it also in the .wandb file or not metrics.
 _WANDB_SIDE_DIRS = frozenset({"files", "logs", "tmp"})
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
-_DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
-# Seconds a scan waits for a database's lock (see ``_is_mlflow_db``).
-_DB_WAIT = 1.0
+DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+# Seconds a scan waits for a database's lock (see ``mlflow_db_runs``).
+DB_WAIT = 1.0
 # How much of a text file's start is read to recognise its format: a stdout log often
 # opens with the model's printout (torch's repr of a ResNet is 10-30 KB) or a config
 # dump before its first metric line, and 4 KiB missed those.
@@ -77,6 +78,8 @@ class LogFile:
         format: one of the format names above.
         tag_prefix: prepended to its tags (Keras sub-directories).
         tag: for formats with one tag per file (MLflow), the tag.
+        part: for files that hold several runs (an MLflow database), the one read
+            (its run id); files of one run have none.
     """
 
     path: Path
@@ -84,6 +87,7 @@ class LogFile:
     format: str
     tag_prefix: str = ""
     tag: str = ""
+    part: str = ""
 
 
 def root_labels(roots: Sequence[Path]) -> list[str]:
@@ -133,7 +137,13 @@ def discover(root: Path, label: str = "") -> list[LogFile]:
     if not root.exists():
         raise InputError(f"{root}: no such file or directory")
     if root.is_file():
-        found = _classify(root, root.parent, label or root.parent.name or str(root.parent), label)
+        run = label or root.parent.name or str(root.parent)
+        if root.suffix.lower() in DB_SUFFIXES:
+            runs = _mlflow_db_files(root, root.parent, run, label)
+            if runs is None:
+                raise InputError(f"{root}: not a training log this tool can read")
+            return runs
+        found = _classify(root, root.parent, run, label)
         if found is None:
             raise InputError(f"{root}: not a training log this tool can read")
         return [found]
@@ -155,6 +165,9 @@ def _walk(root: Path, label: str) -> Iterator[LogFile]:
         for name in sorted(filenames):
             if not (here / name).is_file():
                 continue  # a FIFO or socket: opening it could block forever
+            if os.path.splitext(name)[1].lower() in DB_SUFFIXES:
+                yield from _mlflow_db_files(here / name, root, run, label) or ()
+                continue
             found = _classify(here / name, root, run, label)
             if found is not None:
                 yield found
@@ -196,8 +209,6 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
             path, _run_name(root, run_dir, label) if run_dir != root else run, MLFLOW, tag=tag
         )
     suffix = path.suffix.lower()
-    if suffix in _DB_SUFFIXES:
-        return LogFile(path, run, MLFLOW_DB) if _is_mlflow_db(path) else None
     if suffix in _BINARY_SUFFIXES or suffix not in _SNIFF_SUFFIXES:
         return None
     fmt = sniff(path)
@@ -217,30 +228,60 @@ def in_wandb_side_dir(path: Path) -> bool:
     return False
 
 
-def _is_mlflow_db(path: Path) -> bool:
-    """Whether ``path`` is an SQLite database with MLflow's tracking tables (MLflow 3.7
-    and later keep runs in ``mlflow.db`` by default, not in ``mlruns/``)."""
+def _mlflow_db_files(path: Path, root: Path, run: str, label: str) -> list[LogFile] | None:
+    """A LogFile per run of an MLflow SQLite store; None when ``path`` is none.
+
+    A run is listed unless it or its experiment is deleted. Its name is the database's
+    run name (the directory's, or the label alone at the root) and
+    ``<file name>/<experiment id>/<run id>``.
+    """
+    runs = mlflow_db_runs(path)
+    if runs is None:
+        return None
+    base = run if path.parent != root else label
+    return [
+        LogFile(path, "/".join(filter(None, (base, path.name, exp, uuid))), MLFLOW_DB, part=uuid)
+        for exp, uuid in runs
+    ]
+
+
+def mlflow_db_runs(path: Path) -> list[tuple[str, str]] | None:
+    """(experiment id, run id) of each run of an MLflow SQLite store, in run start order;
+    None when ``path`` is not one (MLflow 3.7 and later keep runs in ``mlflow.db`` by
+    default, not in ``mlruns/``)."""
     import sqlite3
 
     try:
         with path.open("rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
-                return False
+                return None
         uri = f"{path.resolve().as_uri()}?mode=ro"
         # Race: a writer commits under an exclusive lock; a reader that gives up then
-        # would drop the database from this scan and find it again at the next (the
-        # run forgotten, the notice repeated). Commits take milliseconds: wait for one.
-        con = sqlite3.connect(uri, uri=True, timeout=_DB_WAIT)
+        # would drop the database from this scan and find it again at the next (its
+        # runs forgotten and read anew). Commits take milliseconds: wait for one.
+        con = sqlite3.connect(uri, uri=True, timeout=DB_WAIT)
         try:
+            tables = {
+                name
+                for (name,) in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name IN ('experiments', 'runs', 'metrics')"
+                )
+            }
+            if len(tables) < 3:
+                return None
             rows = con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name IN ('experiments', 'runs', 'metrics')"
+                "SELECT CAST(r.experiment_id AS TEXT), r.run_uuid FROM runs r "
+                "LEFT JOIN experiments e ON e.experiment_id = r.experiment_id "
+                "WHERE coalesce(r.lifecycle_stage, 'active') != 'deleted' "
+                "AND coalesce(e.lifecycle_stage, 'active') != 'deleted' "
+                "ORDER BY r.start_time, r.run_uuid"
             ).fetchall()
         finally:
             con.close()
     except (OSError, sqlite3.Error):
-        return False
-    return len(rows) == 3
+        return None
+    return [(str(exp), str(uuid)) for exp, uuid in rows if uuid]
 
 
 def _mlflow_tag(path: Path) -> tuple[Path, str] | None:

@@ -5,26 +5,35 @@ Each metric file holds one tag, one point per line: ``<timestamp_ms> <value> <st
 before MLflow 1.0 have no step, which MLflow reads as step 0). A key with ``/`` lives in
 nested directories. Parameters are files under ``params/``, the run's name is in
 ``meta.yaml`` (``run_name:``) or, for older runs, in ``tags/mlflow.runName``.
+
+MLflow's SQLite store (``mlflow.db``, its default since 3.7) is read by
+:class:`MlflowDbLoader`, one run per loader.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from advisor.errors import InputError
 from advisor.model import Batch
 from advisor.model import HParamValue
-from advisor.model import Problem
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import parse_float
+from advisor.sources.discovery import DB_WAIT
+from advisor.sources.tail import PointTable
+from advisor.sources.tail import stat_file
 from advisor.sources.tail import unreadable
 
-__all__ = ["MlflowDbNotice", "MlflowMetricLoader", "read_mlflow_params", "run_name"]
+__all__ = ["MlflowDbLoader", "MlflowMetricLoader", "read_mlflow_params", "run_name"]
 
 _MAX_PARAM = 64 << 10
+# MLflow's SQL store writes an infinity as the largest double (``sanitize_metric_value``).
+_MAX_DOUBLE = sys.float_info.max
 _BOOLS = {"true": True, "false": False}
 
 
@@ -81,35 +90,108 @@ class MlflowMetricLoader(LineLoader):
         self._points.add_lists([tag] * len(steps), steps, walls, values)
 
 
-class MlflowDbNotice:
-    """MLflow's SQLite tracking store (``mlflow.db``), which is not read: says so once.
+class MlflowDbLoader:
+    """Reads one run of MLflow's SQLite tracking store (``mlflow.db``) incrementally.
 
-    Since MLflow 3.7 runs go to ``sqlite:///mlflow.db`` unless ``MLFLOW_TRACKING_URI``
-    names a file store; without this notice such runs would be missing in silence.
+    MLflow's ``SqlAlchemyStore`` inserts a row per logged value into ``metrics`` (key,
+    value, timestamp in ms, step, is_nan, run_uuid); rows of a run are read in insertion
+    order (``rowid``), from after the last one read. MLflow stores a NaN as 0 with
+    ``is_nan`` set and an infinity as the largest double: both are given back. The run's
+    ``params`` are its hyper-parameters (numbers as floats, ``true``/``false`` as
+    booleans), read again whenever they change.
+
+    Each call opens the database read-only (waiting up to a second for a writer's lock)
+    and closes it. A database replaced by another file (a new inode) is read again from
+    its start, with ``Batch.reset`` set.
 
     Args:
         path: the database file.
+        run_id: the run's ``run_uuid``.
+        batch_rows: the most rows one call returns (``Batch.more`` says when it stopped).
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, run_id: str, *, batch_rows: int = 1 << 20) -> None:
+        if batch_rows <= 0:
+            raise ValueError(f"batch_rows must be positive: {batch_rows}")
         self.path = Path(path)
-        self._told = False
+        self.run_id = run_id
+        self._batch_rows = batch_rows
+        self._last = 0  # the rowid of the last row read
+        self._inode = -1
+        self._params: dict[str, HParamValue] = {}
+        self._points = PointTable()
 
     def load(self, *, final: bool = False) -> Batch:
-        """The notice on the first call, then nothing."""
-        if self._told:
+        """Return the rows logged since the previous call (``final`` changes nothing:
+        SQLite's commits are whole).
+
+        Raises:
+            InputError: the database cannot be read (not SQLite, corrupt, or locked
+                for longer than a second).
+        """
+        import sqlite3
+
+        st = stat_file(self.path)
+        if st is None:
             return Batch()
-        self._told = True
-        return Batch(
-            problems=(
-                Problem(
-                    str(self.path),
-                    "file",
-                    "an MLflow SQLite tracking store, which is not read: to watch these runs, "
-                    "log them to a file store (MLFLOW_TRACKING_URI=./mlruns)",
-                ),
+        reset = self._inode >= 0 and st.st_ino != self._inode
+        if reset or self._inode < 0:
+            self._inode, self._last, self._params = st.st_ino, 0, {}
+            self._points.clear()
+        try:
+            con = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=DB_WAIT
             )
+            try:
+                rows = con.execute(
+                    "SELECT rowid, key, value, timestamp, step, is_nan FROM metrics "
+                    "WHERE run_uuid = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                    (self.run_id, self._last, self._batch_rows),
+                ).fetchall()
+                params = con.execute(
+                    "SELECT key, value FROM params WHERE run_uuid = ? ORDER BY key",
+                    (self.run_id,),
+                ).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise InputError(f"{self.path}: cannot read the MLflow database: {exc}") from None
+        self._add(rows)
+        found = {str(key): _param_value(str(value)) for key, value in params}
+        hparams = {k: v for k, v in found.items() if self._params.get(k) != v}
+        self._params.update(hparams)
+        return Batch(
+            scalars=self._points.build(),
+            hparams=hparams,
+            reset=reset,
+            more=len(rows) == self._batch_rows,
         )
+
+    def _add(self, rows: list[tuple[int, str, float, int, int, int]]) -> None:
+        if not rows:
+            return
+        self._last = int(rows[-1][0])
+        tag_id = self._points.tag_id
+        tags = [tag_id(str(r[1])) for r in rows]
+        values = np.array([r[2] for r in rows], np.float64)
+        values[np.array([bool(r[5]) for r in rows])] = np.nan
+        values[values == _MAX_DOUBLE] = np.inf
+        values[values == -_MAX_DOUBLE] = -np.inf
+        self._points.add(
+            np.array(tags, np.int32),
+            np.array([r[4] for r in rows], np.int64),
+            np.array([r[3] for r in rows], np.float64) / 1000.0,
+            values,
+        )
+
+
+def _param_value(text: str) -> HParamValue:
+    """An MLflow parameter (always stored as text) as a hyper-parameter value."""
+    text = text.strip()
+    number = parse_float(text)
+    if number is not None and "_" not in text:
+        return number
+    return _BOOLS.get(text.lower(), text)
 
 
 def _key_of(path: Path) -> str:
@@ -149,12 +231,7 @@ def read_mlflow_params(run_dir: Path | str) -> dict[str, HParamValue]:
             if text is None:
                 continue
             key = path.relative_to(root).as_posix()
-            text = text.strip()
-            number = parse_float(text)
-            if number is not None and "_" not in text:
-                found[key] = number
-            else:
-                found[key] = _BOOLS.get(text.lower(), text)
+            found[key] = _param_value(text)
     return found
 
 

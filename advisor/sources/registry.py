@@ -52,9 +52,9 @@ def _mlflow(f: LogFile, settings: Settings) -> Loader:
 
 
 def _mlflow_db(f: LogFile, settings: Settings) -> Loader:
-    from advisor.sources.mlflow import MlflowDbNotice
+    from advisor.sources.mlflow import MlflowDbLoader
 
-    return MlflowDbNotice(f.path)
+    return MlflowDbLoader(f.path, f.part)
 
 
 def _text(f: LogFile, settings: Settings) -> Loader:
