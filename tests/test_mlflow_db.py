@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 from loader_helpers import drain
 from loader_helpers import points
+from test_daemon import TIMEOUT
+from test_daemon import opened
+from test_daemon import overfit_curve
+from test_daemon import watching
+from thread_checks import no_thread_leaks  # noqa: F401 (autouse for this module)
 
 from advisor.errors import InputError
+from advisor.model import AlertEvent
 from advisor.model import Batch
 from advisor.sources.discovery import MLFLOW_DB
 from advisor.sources.discovery import discover
@@ -234,3 +240,40 @@ def test_replay_diagnoses_each_run(db: Path) -> None:
         f"mlflow.db/1/{run_id(db, 'sgd-overfit')}": "overfitting",
         f"mlflow.db/1/{run_id(db, 'adam-plateau')}": "healthy",
     }
+
+
+# -- watching -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_a_run_started_while_watching_is_found_and_followed(db: Path, journal: str) -> None:
+    """MLflow starts a run in a watched database and logs an evaluation per commit:
+    the run is found without waiting for a periodic rescan and alerts where a file log
+    of the same curve does (evaluation 18). In WAL mode commits change only the -wal
+    file (MLflow's connection pool keeps the database open, so no close checkpoints it).
+    """
+    with sqlite3.connect(db) as con:
+        con.execute(f"PRAGMA journal_mode={journal}")
+    con.close()
+    root = db.parent.parent / "root"
+    root.mkdir()
+    db.parent.rename(root / "proj")
+    db = root / "proj" / "mlflow.db"
+    (root.parent / "advisor.toml").write_text("[watch]\nrescan = 3600\n")
+    uuid = "f" * 32
+    name = f"proj/mlflow.db/1/{uuid}"
+    val, train = overfit_curve()
+    writer = sqlite3.connect(db)
+    try:
+        with watching(root) as (daemon, sink):
+            assert len(daemon.parts.worker.logs.files) == 2
+            start_run(writer, uuid, "live")
+            for i in range(val.size):
+                log_metrics(writer, uuid, i, {"val_loss": float(val[i]), "loss": float(train[i])})
+            assert sink.wait_until(opened(name), TIMEOUT)
+            if journal == "wal":
+                assert db.with_name("mlflow.db-wal").stat().st_size > 0
+    finally:
+        writer.close()
+    opens = [(a.run, a.finding.step) for a in sink.alerts if a.event is AlertEvent.OPENED]
+    assert [step for run, step in opens if run == name] == [18]

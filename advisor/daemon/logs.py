@@ -17,23 +17,44 @@ from pathlib import Path
 from advisor.config import Settings
 from advisor.errors import InputError
 from advisor.sources.base import Loader
+from advisor.sources.discovery import DB_SUFFIXES
 from advisor.sources.discovery import SNIFF_BYTES
 from advisor.sources.discovery import LogFile
 from advisor.sources.discovery import discover
 from advisor.sources.discovery import in_wandb_side_dir
+from advisor.sources.discovery import mlflow_db_runs
 from advisor.sources.discovery import root_labels
 from advisor.sources.registry import make_loader
 from advisor.store import Store
 
 from .state import FileSig
+from .state import stat_db_sig
 from .state import stat_sig
 
 log = logging.getLogger("advisor.daemon")
 
 # discover() sniffs the first SNIFF_BYTES of a text file; an unknown file that had at
 # least that much when a rescan passed it over stays unknown, however it grows.
+# Files beside an SQLite database that its writers change (a commit in WAL mode changes
+# only the -wal file): an event on one is an event on the database.
+_DB_SIDE_FILES = ("-wal", "-journal")
 # Bound on remembered non-log paths (checkpoints, images): past it, forget them all.
 _MAX_PASSED_OVER = 100_000
+
+
+def _database_of(path: str) -> str:
+    """The database whose ``-wal`` or ``-journal`` file ``path`` is, else ""."""
+    for suffix in _DB_SIDE_FILES:
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return ""
+
+
+def key_of(lf: LogFile) -> str:
+    """How a watched log is known: its path, and for one run of a database holding many
+    (``LogFile.part``) the path and that run's id."""
+    path = os.path.normpath(lf.path)
+    return f"{path}#{lf.part}" if lf.part else path
 
 
 @dataclass
@@ -73,8 +94,9 @@ class LogSet:
     roots: Sequence[Path]
     settings: Settings
     store: Store = field(default_factory=Store)
-    files: dict[str, Tracked] = field(default_factory=dict)
+    files: dict[str, Tracked] = field(default_factory=dict)  # by key (see ``key_of``)
     by_run: dict[str, set[str]] = field(default_factory=dict)
+    by_path: dict[str, set[str]] = field(default_factory=dict)  # a file's keys
     _missing_roots: set[Path] = field(default_factory=set)
     _passed_over: dict[str, int] = field(default_factory=dict)  # non-log path -> its size
     _unknown: set[str] = field(default_factory=set)  # asked for a rescan since the last
@@ -94,15 +116,36 @@ class LogSet:
             return any(p.startswith(prefix) for p in self.files)
         if in_wandb_side_dir(Path(path)):
             return False  # W&B's own files: its stdout copy grows with every print
+        db = _database_of(path) or path
+        if Path(db).suffix.lower() in DB_SUFFIXES:
+            # Larger than any sniff, yet a database with no run at the last scan may
+            # have one now (MLflow creates the file, then the run).
+            return bool(mlflow_db_runs(Path(db)))
         was = self._passed_over.get(path)
         if was is None or (was < SNIFF_BYTES and size != was):
             self._unknown.add(path)
             return True
         return False
 
-    def run_of(self, path: str) -> str | None:
-        t = self.files.get(path)
+    def run_of(self, key: str) -> str | None:
+        t = self.files.get(key)
         return t.logfile.run if t is not None else None
+
+    def keys_of(self, path: str) -> list[str]:
+        """The keys read from the file ``path``: its own, or one per run of an MLflow
+        database (also for events on its ``-wal`` or ``-journal`` file)."""
+        keys = self.by_path.get(path) or self.by_path.get(_database_of(path))
+        return sorted(keys) if keys else []
+
+    def runs_changed(self, path: str) -> bool:
+        """For an event on an MLflow database: whether its runs are other than those
+        watched (a run started or deleted), which only a rescan adds or drops."""
+        db = path if path in self.by_path else _database_of(path)
+        parts = {self.files[k].logfile.part for k in self.by_path.get(db, ())}
+        if not parts or "" in parts:
+            return False
+        runs = mlflow_db_runs(Path(db))
+        return runs is not None and {uuid for _, uuid in runs} != parts
 
     def scan(self) -> ScanResult:
         """Discover every root again; add new files, drop vanished ones."""
@@ -118,7 +161,7 @@ class LogSet:
                 continue
             self._missing_roots.discard(root)
             for lf in listed:
-                found[os.path.normpath(lf.path)] = lf
+                found[key_of(lf)] = lf
         gone = [p for p, t in self.files.items() if found.get(p) != t.logfile]
         touched = {self.files[p].logfile.run for p in gone}
         for path in gone:
@@ -144,16 +187,21 @@ class LogSet:
                 self._passed_over.pop(path, None)
         self._unknown.clear()
 
-    def _add(self, path: str, lf: LogFile) -> None:
-        self.files[path] = Tracked(lf, make_loader(lf, self.settings))
-        self.by_run.setdefault(lf.run, set()).add(path)
+    def _add(self, key: str, lf: LogFile) -> None:
+        self.files[key] = Tracked(lf, make_loader(lf, self.settings))
+        self.by_run.setdefault(lf.run, set()).add(key)
+        self.by_path.setdefault(os.path.normpath(lf.path), set()).add(key)
 
-    def _remove(self, path: str) -> None:
-        t = self.files.pop(path)
-        paths = self.by_run.get(t.logfile.run)
-        if paths is not None:
-            paths.discard(path)
-            if not paths:
+    def _remove(self, key: str) -> None:
+        t = self.files.pop(key)
+        path = os.path.normpath(t.logfile.path)
+        self.by_path[path].discard(key)
+        if not self.by_path[path]:
+            del self.by_path[path]
+        keys = self.by_run.get(t.logfile.run)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
                 del self.by_run[t.logfile.run]
                 self.store.drop(t.logfile.run)
 
@@ -192,16 +240,17 @@ class LogSet:
         """
         t = self.files[path]
         run = t.logfile.run
+        file = os.path.normpath(t.logfile.path)
         try:
             # Race: the stat comes before the read. A write in between is read but not
             # in the signature, so the signature can only understate what was read; the
             # next event (or a restart) then reads nothing new, which is harmless. The
             # other order could record bytes that were never read as read.
-            sig = stat_sig(path, run)
+            sig = (stat_db_sig if t.logfile.part else stat_sig)(file, run)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("%s: cannot stat: %s", path, exc.strerror)
+            log.warning("%s: cannot stat: %s", file, exc.strerror)
             return False
         if sig.same_file(t.sig):
             return False  # the one stat an unchanged file costs
@@ -217,7 +266,7 @@ class LogSet:
                     break
         except InputError as exc:
             # Deleted or made unreadable between the stat and the read.
-            if not os.path.exists(path):
+            if not os.path.exists(file):
                 return None
             log.warning("%s", exc)
             return gave

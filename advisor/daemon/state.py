@@ -82,6 +82,21 @@ def stat_sig(path: str, run: str) -> FileSig:
     return FileSig(run, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def stat_db_sig(path: str, run: str) -> FileSig:
+    """An SQLite database's signature now, its write-ahead log included: in WAL mode a
+    commit changes only ``<path>-wal`` until a checkpoint copies it into the database.
+
+    Raises:
+        OSError: the database cannot be stat'ed (FileNotFoundError when it is gone).
+    """
+    sig = stat_sig(path, run)
+    try:
+        wal = os.stat(path + "-wal")
+    except OSError:
+        return sig
+    return FileSig(run, sig.inode, sig.size + wal.st_size, max(sig.mtime_ns, wal.st_mtime_ns))
+
+
 @dataclass(frozen=True, slots=True)
 class Saved:
     """A loaded state: the pipeline's JSON (None when there was none) and signatures."""

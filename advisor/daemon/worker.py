@@ -215,9 +215,12 @@ class Worker:
         elif item is RESCAN:
             self._rescan_wanted = True
         elif isinstance(item, str):
-            if item in self.logs.files:
-                self._touch(item)
-            elif self.logs.worth_rescan(item):
+            keys = self.logs.keys_of(item)
+            for key in keys:
+                self._touch(key)
+            if keys and self.logs.runs_changed(item):
+                self._rescan_wanted = True  # a run started in (or left) a database
+            elif not keys and self.logs.worth_rescan(item):
                 self._rescan_wanted = True
 
     def _touch(self, path: str) -> None:
