@@ -22,6 +22,7 @@ from loader_helpers import append_in_chunks
 from loader_helpers import drain
 from loader_helpers import points
 
+from advisor.api import read_scalars
 from advisor.model import Batch
 from advisor.sources.discovery import WANDB
 from advisor.sources.discovery import discover
@@ -352,9 +353,24 @@ def test_each_wandb_run_is_one_run_and_its_side_files_are_not_runs() -> None:
     logs: reading them too would make a second run of the same training."""
     found = discover(FIXTURES)
     assert [(f.run, f.format, f.path.name) for f in found] == [
-        ("run-20261126_120000-pltunder", WANDB, "run-pltunder.wandb"),
-        ("run-20261126_120000-sgdover1", WANDB, "run-sgdover1.wandb"),
+        ("run-pltunder", WANDB, "run-pltunder.wandb"),
+        ("run-sgdover1", WANDB, "run-sgdover1.wandb"),
     ]
+
+
+def test_the_parts_of_a_resumed_run_are_one_run(tmp_path: Path) -> None:
+    """``wandb.init(id=..., resume="allow")`` after a preemption writes a new
+    ``run-<time>-<id>`` directory whose steps go on: one run, read in order."""
+    first = tmp_path / "wandb" / "run-20261126_120000-abc123" / "run-abc123.wandb"
+    second = tmp_path / "wandb" / "run-20261126_180000-abc123" / "run-abc123.wandb"
+    for path, steps in ((first, range(10)), (second, range(10, 20))):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(_file(*(_row(_step=s, val_loss=1.0 / (s + 1)) for s in steps)))
+    found = discover(tmp_path / "wandb")
+    assert [(f.run, f.path) for f in found] == [("run-abc123", first), ("run-abc123", second)]
+    frame = read_scalars(tmp_path / "wandb")
+    assert set(frame.run) == {"run-abc123"}
+    assert list(frame.step) == list(range(20))
 
 
 def test_replay_diagnoses_the_wandb_runs() -> None:
@@ -376,8 +392,8 @@ def test_replay_diagnoses_the_wandb_runs() -> None:
         if o.get("type") == "summary"
     }  # fmt: skip
     assert summaries == {
-        "run-20261126_120000-pltunder": "underfitting",
-        "run-20261126_120000-sgdover1": "overfitting",
+        "run-pltunder": "underfitting",
+        "run-sgdover1": "overfitting",
     }
 
 

@@ -15,7 +15,9 @@ A run is the directory that holds a log, named by its path relative to the root
   (``part`` = its run id), named ``mlflow.db/<exp>/<run>`` after the file store's layout.
 - Weights & Biases: ``wandb/run-<time>-<id>/run-<id>.wandb`` holds the whole run; the
   ``files/``, ``logs/`` and ``tmp/`` directories beside it are W&B's own copies and
-  logs (the script's stdout is ``files/output.log``), not runs of their own.
+  logs (the script's stdout is ``files/output.log``), not runs of their own. The run is
+  named ``run-<id>``: a resumed run (``wandb.init(resume=...)``, a preempted job) writes
+  a new ``run-<time>-<id>`` directory, read after the earlier one into the same run.
 
 CSV, JSON Lines and plain-text logs are recognised by content, whatever their name.
 """
@@ -45,6 +47,7 @@ WANDB = "wandb"
 _KERAS_SUBDIRS = frozenset({"train", "validation", "eval", "evaluation", "val", "valid", "test"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+_WANDB_RUN_DIR = re.compile(r"^(?P<mode>offline-)?run-\d{8}_\d{6}-(?P<id>[0-9a-z]+)$")
 _SKIP_DIRS = frozenset(
     {".git", ".venv", "venv", "__pycache__", "node_modules", ".ipynb_checkpoints"}
 )
@@ -182,6 +185,9 @@ def _run_name(root: Path, directory: Path, label: str) -> str:
         parts.pop()
     if parts and parts[-1] in _KERAS_SUBDIRS and len(parts) >= 1:
         parts.pop()
+    wandb = _WANDB_RUN_DIR.match(parts[-1]) if parts else None
+    if wandb is not None:
+        parts[-1] = f"{wandb['mode'] or ''}run-{wandb['id']}"
     if not parts:
         return label or root.resolve().name or "."
     return "/".join([label, *parts] if label else parts)
