@@ -4,7 +4,11 @@ A run is the directory that holds a log, named by its path relative to the root
 (DESIGN.md section 3), with these folds:
 
 - Keras/TF2's ``train/`` and ``validation/`` sub-directories fold into their parent run;
-  their tags get the sub-directory as a prefix (``validation/epoch_loss``).
+  their tags get the sub-directory as a prefix (``validation/epoch_loss``), whatever the
+  log's format.
+- DVCLive's ``<run>/plots/metrics/<name>.tsv`` files (one metric each, ``eval/loss``
+  in ``plots/metrics/eval/loss.tsv``) belong to ``<run>``, prefixed with the directories
+  below ``metrics/``; ``<run>/params.yaml`` holds the hyper-parameters.
 - torch's ``SummaryWriter.add_hparams`` writes a sub-directory named by a timestamp;
   it folds into its parent run.
 - Hugging Face ``checkpoint-N/`` directories fold into their parent; only the newest
@@ -176,9 +180,20 @@ def _walk(root: Path, label: str) -> Iterator[LogFile]:
                 yield found
 
 
+def _dvclive_metrics(parts: Sequence[str]) -> int:
+    """The index of ``plots`` in ``.../plots/metrics/...`` (DVCLive's layout), else -1."""
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "plots" and parts[i + 1] == "metrics":
+            return i
+    return -1
+
+
 def _run_name(root: Path, directory: Path, label: str) -> str:
     rel = directory.relative_to(root).parts
     parts = list(rel)
+    dvclive = _dvclive_metrics(parts)
+    if dvclive >= 0:
+        del parts[dvclive:]  # DVCLive: every metric's file belongs to the run above plots/
     while parts and (
         _TIMESTAMP_DIR.match(parts[-1]) or _CHECKPOINT_DIR.match(parts[-1])
     ):  # fmt: skip
@@ -193,17 +208,29 @@ def _run_name(root: Path, directory: Path, label: str) -> str:
     return "/".join([label, *parts] if label else parts)
 
 
+def _tag_prefix(path: Path, root: Path) -> str:
+    """What a log's tags are prefixed with: the sub-directory that a fold into the parent
+    run loses (``validation/`` of Keras, ``eval/`` of DVCLive's ``plots/metrics/eval/``),
+    so that ``train/loss.tsv`` and ``eval/loss.tsv`` stay two tags of one run."""
+    if path.parent == root:
+        return ""
+    parts = path.parent.relative_to(root).parts
+    dvclive = _dvclive_metrics(parts)
+    if dvclive >= 0:
+        return "".join(f"{p}/" for p in parts[dvclive + 2 :])
+    return f"{parts[-1]}/" if parts[-1] in _KERAS_SUBDIRS else ""
+
+
 def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
     name = path.name
     if "tfevents" in name:
-        parent = path.parent.name
-        prefix = f"{parent}/" if parent in _KERAS_SUBDIRS and path.parent != root else ""
-        return LogFile(path, run, TFEVENTS, tag_prefix=prefix)
+        return LogFile(path, run, TFEVENTS, tag_prefix=_tag_prefix(path, root))
     if name == "trainer_state.json":
         return LogFile(path, run, HFSTATE)
     if name.endswith(".wandb"):
         return LogFile(path, run, WANDB)
-    if name == "hparams.yaml":
+    if name == "hparams.yaml" or (name == "params.yaml" and (path.parent / "plots").is_dir()):
+        # Lightning's hparams.yaml; DVCLive's params.yaml, beside its plots/ directory.
         return LogFile(path, run, LIGHTNING_HPARAMS)
     if name == "meta.yaml" and (path.parent / "params").is_dir():
         # An MLflow run: its params directory holds the hyper-parameters.
@@ -218,7 +245,7 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
     if suffix in _BINARY_SUFFIXES or suffix not in _SNIFF_SUFFIXES:
         return None
     fmt = sniff(path)
-    return LogFile(path, run, fmt) if fmt else None
+    return LogFile(path, run, fmt, tag_prefix=_tag_prefix(path, root)) if fmt else None
 
 
 def in_wandb_side_dir(path: Path) -> bool:

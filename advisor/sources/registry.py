@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from advisor.config import Settings
+from advisor.model import Batch
 from advisor.sources.base import Loader
 from advisor.sources.discovery import CSV
 from advisor.sources.discovery import HFSTATE
@@ -96,5 +98,28 @@ LOADERS: dict[str, LoaderFactory] = {
 
 
 def make_loader(f: LogFile, settings: Settings) -> Loader:
-    """A loader for one discovered file."""
-    return LOADERS[f.format](f, settings)
+    """A loader for one discovered file (its tags prefixed with ``f.tag_prefix``)."""
+    loader = LOADERS[f.format](f, settings)
+    if f.tag_prefix and f.format != TFEVENTS:  # the event reader prefixes as it decodes
+        return Prefixed(loader, f.tag_prefix)
+    return loader
+
+
+class Prefixed:
+    """A loader whose tags all get a prefix (a folded sub-directory's name)."""
+
+    def __init__(self, loader: Loader, prefix: str) -> None:
+        self.loader = loader
+        self.path = loader.path
+        self.prefix = prefix
+
+    def load(self, *, final: bool = False) -> Batch:
+        batch = self.loader.load(final=final)
+        if not batch.scalars.tags and not batch.restarts:
+            return batch
+        tags = tuple(self.prefix + t for t in batch.scalars.tags)
+        restarts = tuple(
+            replace(r, tags=None if r.tags is None else tuple(self.prefix + t for t in r.tags))
+            for r in batch.restarts
+        )
+        return replace(batch, scalars=replace(batch.scalars, tags=tags), restarts=restarts)
