@@ -324,12 +324,31 @@ def test_a_point_before_its_step_metric_has_a_value_is_skipped_and_reported(
     batch = read(path)
     assert by_tag(batch) == {
         "loss": [(300, 1.0)],
-        "global_step": [(2, 300.0)],
+        "global_step": [(300, 300.0)],
         "val_loss": [(300, 0.9)],
     }
-    assert [p.message for p in batch.problems] == [
-        "loss logged before its step metric global_step had a value; skipped"
+    assert [str(p).split(": ", 1)[1] for p in batch.problems] == [
+        f"byte {len(MAGIC) + 7 + len(_metric('*', 'global_step'))}: "
+        "row before the step metric global_step had a value; skipped"
     ]
+
+
+def test_a_step_metric_for_some_keys_only_is_not_taken(tmp_path: Path) -> None:
+    """Keras's WandbMetricsLogger steps ``batch/*`` by ``batch/batch_step`` while its
+    epoch keys stay on ``_step``: two axes in one run, so ``_step`` steps all."""
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(
+        _file(
+            _metric("batch/*", "batch/batch_step"),
+            _row(_step=0, **{"batch/loss": 2.0, "batch/batch_step": 0}),
+            _row(_step=1, **{"batch/loss": 1.5, "batch/batch_step": 100}),
+            _row(_step=2, **{"epoch/val_loss": 1.7, "epoch/epoch": 0}),
+        )
+    )
+    batch = read(path)
+    assert batch.problems == ()
+    assert by_tag(batch)["batch/loss"] == [(0, 2.0), (1, 1.5)]
+    assert by_tag(batch)["epoch/val_loss"] == [(2, 1.7)]
 
 
 def test_a_record_over_the_limit_is_skipped_and_the_next_read(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ Field numbers (checked against wandb 0.31.0's ``wandb_internal_pb2``): ``Record`
 history=2, config=5, metric=12, run=17. ``HistoryRecord``: item=1, step=2
 (``HistoryStep``: num=1). ``HistoryItem``: key=1, nested_key=2 (repeated), integer=5
 (sint64), number=6 (double), value_json=16. ``ConfigRecord``: update=1 (``ConfigItem``:
-key=1, nested_key=2, value_json=16). ``RunRecord``: config=4. ``MetricRecord``: name=1,
+key=1, nested_key=2, value_json=16). ``RunRecord``: config=4. ``MetricRecord``:
 glob_name=2, step_metric=4.
 
 What is read:
@@ -27,11 +27,13 @@ What is read:
   W&B names it). NaN and infinity are kept (Python's json writes ``NaN``, ``Infinity``);
   text, booleans and media (histograms, images: JSON objects) are not metrics. Keys that
   start with ``_`` are W&B's own; ``_timestamp`` is the wall time.
-- The step is the row's ``_step`` (one per ``log()`` call), except for a key with a step
-  metric (``define_metric("*", step_metric="trainer/global_step")``, which Lightning's
-  and Hugging Face's W&B integrations declare): its step is that metric's value in the
-  row, or its last value before. A point logged before its step metric had any value is
-  skipped, and reported once per key.
+- The step is the row's ``_step`` (one per ``log()`` call), unless a step metric is
+  declared for every key (``define_metric("*", step_metric="trainer/global_step")``, as
+  Lightning's and Hugging Face's W&B integrations do): then it is that metric's value in
+  the row, or its last value before (rows before its first value are skipped, and
+  reported once). A step metric for some keys only (Keras's ``WandbMetricsLogger``
+  declares ``batch/*`` against ``batch/batch_step``) is not taken: the points of a run
+  share one step axis, and the other keys would stay on ``_step``.
 - The hyper-parameters are the run's config (``wandb.init(config=...)``,
   ``run.config.update``), nested dicts flattened with ``.`` (``optimizer.lr``).
 
@@ -44,7 +46,6 @@ when read as final. A file without the header is reported once and not read.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import os
@@ -82,8 +83,6 @@ _READ = 1 << 20
 MAX_RECORD = 16 << 20
 # Config values and history values longer than this are not parsed (media, tables).
 _MAX_JSON = 64 << 10
-# Step-metric definitions kept (each ``define_metric`` call adds one).
-_MAX_METRICS = 1024
 _MAX_DEPTH = 8
 _NUMBER_START = frozenset("-0123456789NI")  # JSON numbers, NaN, Infinity, -Infinity
 
@@ -116,12 +115,9 @@ class WandbLoader(TailLoader):
         self._pending: tuple[list[int], list[int], list[float], list[float]] = ([], [], [], [])
         self._row = -1  # the last row's _step
         self._config: dict[str, HParamValue] = {}
-        self._step_metrics: dict[str, str] = {}  # key → its step metric
-        self._step_globs: dict[str, str] = {}  # glob → step metric, in definition order
-        self._metric_of: dict[str, str | None] = {}  # cache of the two above, per tag
-        self._metric_names: frozenset[str] = frozenset()  # every step metric
-        self._last: dict[str, float] = {}  # each step metric's last value
-        self._unstepped: set[str] = set()  # keys reported for lacking a step value
+        self._step_by = ""  # the step metric of every key, if one is declared
+        self._last_step: int | None = None  # its last value
+        self._unstepped = False  # rows before the step metric's first value reported
 
     def _hparams(self) -> dict[str, HParamValue]:
         found, self._config = self._config, {}
@@ -300,30 +296,25 @@ class WandbLoader(TailLoader):
             self._add_row(row, step, wall, at)
 
     def _add_row(self, row: list[tuple[str, float]], step: int, wall: float, at: int) -> None:
-        last = self._last
-        if self._metric_names:
+        metric = self._step_by
+        if metric:
             for key, value in row:
-                if key in self._metric_names:
-                    last[key] = value
+                if key == metric:
+                    self._last_step = as_step(value)
+            if self._last_step is None:
+                if not self._unstepped:
+                    self._unstepped = True
+                    self._problems.add(
+                        f"byte {at}",
+                        f"row before the step metric {metric} had a value; skipped",
+                    )
+                return
+            step = self._last_step
         tag_id = self._points.tag_id
         tags, steps, walls, values = self._pending
         for key, value in row:
-            metric = self._step_metric(key)
-            point_step = step
-            if metric is not None:
-                found = last.get(metric)
-                stepped = None if found is None else as_step(found)
-                if stepped is None:
-                    if key not in self._unstepped and len(self._unstepped) < _MAX_METRICS:
-                        self._unstepped.add(key)
-                        self._problems.add(
-                            f"byte {at}",
-                            f"{key} logged before its step metric {metric} had a value; skipped",
-                        )
-                    continue
-                point_step = stepped
             tags.append(tag_id(key))
-            steps.append(point_step)
+            steps.append(step)
             walls.append(wall)
             values.append(value)
 
@@ -341,41 +332,17 @@ class WandbLoader(TailLoader):
             _flatten_config(key, parsed, self._config, 0)
 
     def _metric(self, data: bytes) -> None:
-        name = glob = step_metric = ""
+        """A ``define_metric``: only a step metric for every key (glob ``*``) is taken."""
+        glob = step_metric = ""
         for number, wire, value in fields(data):
             if wire != LEN or not isinstance(value, bytes):
                 continue
-            if number == 1:
-                name = value.decode("utf-8")
-            elif number == 2:
+            if number == 2:
                 glob = value.decode("utf-8")
             elif number == 4:
                 step_metric = value.decode("utf-8")
-        if not step_metric or len(self._step_metrics) + len(self._step_globs) >= _MAX_METRICS:
-            return
-        if name:
-            self._step_metrics[name] = step_metric
-        elif glob:
-            self._step_globs.pop(glob, None)  # redefined: now the newest
-            self._step_globs[glob] = step_metric
-        self._metric_of.clear()
-        self._metric_names = frozenset((*self._step_metrics.values(), *self._step_globs.values()))
-
-    def _step_metric(self, key: str) -> str | None:
-        """The step metric declared for ``key``: its own, else the newest matching glob."""
-        if key in self._metric_of:
-            return self._metric_of[key]
-        found = self._step_metrics.get(key)
-        if found is None:
-            for glob, metric in reversed(self._step_globs.items()):
-                if fnmatch.fnmatchcase(key, glob):
-                    found = metric
-                    break
-        if found == key:
-            found = None  # the step metric itself, stepped by the row
-        if len(self._metric_of) < 4 * _MAX_METRICS:
-            self._metric_of[key] = found
-        return found
+        if glob == "*" and step_metric:
+            self._step_by = step_metric
 
 
 def _named_json(data: bytes) -> tuple[str, str | None]:
