@@ -11,6 +11,11 @@ point with :class:`~advisor.sources.mlflow.MlflowDbLoader` and, when ``--mlflow-
 names an interpreter with MLflow (it is not a dependency of the advisor), with
 ``MlflowClient.get_metric_history`` for each key, in the same run. Prints points per
 second and the ratio.
+
+Then, for watching: a database of ``--runs`` finished runs (50 evaluations each) and one
+that logs, commit by commit; the median time to read a commit's news, as ``advisor
+watch`` does (one query for the runs with new rows, then those runs), against reading
+every run of the database (a query each).
 """
 
 from __future__ import annotations
@@ -84,11 +89,56 @@ def ours(path: Path, run: str, repeat: int) -> tuple[int, float]:
     return count, statistics.median(times)
 
 
+def per_commit(path: Path, runs: int, commits: int = 9) -> tuple[float, float]:
+    """Median seconds per commit: reading the runs it logged to, and reading every run."""
+    from advisor.config import Settings
+    from advisor.daemon.logs import LogSet
+
+    con = sqlite3.connect(path)
+    for r in range(runs):
+        uuid = f"{r:032x}"
+        con.execute(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+            "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+            "artifact_uri, experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', 'me', 'FINISHED', "
+            "?, NULL, '', 'active', '', 1)",
+            (uuid, f"run-{r}", r),
+        )
+        con.executemany(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            ((k, 1.0 / (s + 1), s, uuid, s) for s in range(50) for k in ("val_loss", "loss")),
+        )
+    con.commit()
+    logs = LogSet([path.parent], Settings())
+    logs.scan()
+    keys = sorted(logs.files)
+    for key in keys:
+        logs.load(key)
+    live = f"{0:032x}"
+    changed: list[float] = []
+    every: list[float] = []
+    for i in range(2 * commits):  # alternately: the news only, every run
+        con.execute(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+            "VALUES ('val_loss', 0.1, ?, ?, ?, 0)",
+            (i, live, 1000 + i),
+        )
+        con.commit()
+        start = time.perf_counter()
+        for key in logs.keys_of(str(path)) if i % 2 == 0 else keys:
+            logs.load(key)
+        (changed if i % 2 == 0 else every).append(time.perf_counter() - start)
+    con.close()
+    return statistics.median(changed), statistics.median(every)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mlflow-python", help="an interpreter with mlflow installed")
+    parser.add_argument("--runs", type=int, default=500)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mlflow.db"
@@ -108,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"MlflowClient history    {ref:6.2f} s  {int(ref_count) / ref:>12,.0f} points/s"
                 f"   ours is {ref / seconds:.1f}x faster"
             )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mlflow.db"
+        build(path, 0)
+        changed, every = per_commit(path, args.runs)
+        print(
+            f"watching {args.runs} runs, one logging: {changed * 1000:.1f} ms per commit "
+            f"(reading every run: {every * 1000:.0f} ms, {every / changed:.0f}x)"
+        )
     return 0
 
 

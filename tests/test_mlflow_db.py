@@ -277,3 +277,26 @@ def test_a_run_started_while_watching_is_found_and_followed(db: Path, journal: s
         writer.close()
     opens = [(a.run, a.finding.step) for a in sink.alerts if a.event is AlertEvent.OPENED]
     assert [step for run, step in opens if run == name] == [18]
+
+
+def test_a_commit_dirties_only_the_runs_it_logged_to(db: Path, tmp_path: Path) -> None:
+    """A database may hold thousands of runs: an event on it reads those with new metric
+    rows (one query), not every run (a query each); a replaced database, every run."""
+    from advisor.config import Settings
+    from advisor.daemon.logs import LogSet
+
+    logs = LogSet([db.parent.parent], Settings())
+    logs.scan()
+    keys = sorted(logs.files)
+    for key in keys:
+        logs.load(key)
+    assert logs.keys_of(str(db)) == []
+    con = sqlite3.connect(db)
+    log_metrics(con, run_id(db, "adam-plateau"), 20, {"val_loss": 0.3})
+    con.close()
+    [touched] = logs.keys_of(str(db))
+    assert touched.endswith("#" + run_id(db, "adam-plateau"))
+    assert logs.keys_of(str(db) + "-journal") == []  # nothing newer since
+    shutil.copy(db, tmp_path / "copy.db")
+    (tmp_path / "copy.db").replace(db)
+    assert logs.keys_of(str(db)) == keys

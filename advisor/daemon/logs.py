@@ -24,6 +24,7 @@ from advisor.sources.discovery import discover
 from advisor.sources.discovery import in_wandb_side_dir
 from advisor.sources.discovery import mlflow_db_runs
 from advisor.sources.discovery import root_labels
+from advisor.sources.mlflow import runs_logged_after
 from advisor.sources.registry import make_loader
 from advisor.store import Store
 
@@ -97,6 +98,8 @@ class LogSet:
     files: dict[str, Tracked] = field(default_factory=dict)  # by key (see ``key_of``)
     by_run: dict[str, set[str]] = field(default_factory=dict)
     by_path: dict[str, set[str]] = field(default_factory=dict)  # a file's keys
+    # Per MLflow database: (inode, last metrics rowid) when its changed runs were asked.
+    _db_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     _missing_roots: set[Path] = field(default_factory=set)
     _passed_over: dict[str, int] = field(default_factory=dict)  # non-log path -> its size
     _unknown: set[str] = field(default_factory=set)  # asked for a rescan since the last
@@ -132,10 +135,29 @@ class LogSet:
         return t.logfile.run if t is not None else None
 
     def keys_of(self, path: str) -> list[str]:
-        """The keys read from the file ``path``: its own, or one per run of an MLflow
-        database (also for events on its ``-wal`` or ``-journal`` file)."""
-        keys = self.by_path.get(path) or self.by_path.get(_database_of(path))
-        return sorted(keys) if keys else []
+        """The keys to read after an event on the file ``path``: its own; for an MLflow
+        database (or its ``-wal`` or ``-journal`` file), the runs with new metric rows
+        (one query, instead of one per run: a database can hold thousands)."""
+        db = path if path in self.by_path else _database_of(path)
+        keys = self.by_path.get(db)
+        if not keys:
+            return []
+        if "" in {self.files[k].logfile.part for k in keys}:
+            return sorted(keys)
+        try:
+            inode = os.stat(db).st_ino
+        except OSError:
+            return sorted(keys)  # gone: the reads find out
+        seen = self._db_seen.get(db)
+        fresh = seen is None or seen[0] != inode  # a replaced database: ask from the start
+        got = runs_logged_after(Path(db), 0 if fresh or seen is None else seen[1])
+        if got is None:
+            return sorted(keys)
+        runs, last = got
+        self._db_seen[db] = (inode, last)
+        if fresh:
+            return sorted(keys)
+        return sorted(k for k in keys if self.files[k].logfile.part in runs)
 
     def runs_changed(self, path: str) -> bool:
         """For an event on an MLflow database: whether its runs are other than those
@@ -188,9 +210,24 @@ class LogSet:
         self._unknown.clear()
 
     def _add(self, key: str, lf: LogFile) -> None:
+        path = os.path.normpath(lf.path)
+        if lf.part and path not in self.by_path:
+            # Before any of its runs is read: rows after this are news to some reader.
+            self._mark_database(path)
         self.files[key] = Tracked(lf, make_loader(lf, self.settings))
         self.by_run.setdefault(lf.run, set()).add(key)
-        self.by_path.setdefault(os.path.normpath(lf.path), set()).add(key)
+        self.by_path.setdefault(path, set()).add(key)
+
+    def _mark_database(self, path: str) -> None:
+        """Remember where an MLflow database's metrics end now (see ``keys_of``)."""
+        self._db_seen.pop(path, None)
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:
+            return
+        got = runs_logged_after(Path(path), 1 << 62)
+        if got is not None:
+            self._db_seen[path] = (inode, got[1])
 
     def _remove(self, key: str) -> None:
         t = self.files.pop(key)
@@ -198,6 +235,7 @@ class LogSet:
         self.by_path[path].discard(key)
         if not self.by_path[path]:
             del self.by_path[path]
+            self._db_seen.pop(path, None)
         keys = self.by_run.get(t.logfile.run)
         if keys is not None:
             keys.discard(key)

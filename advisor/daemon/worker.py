@@ -240,9 +240,13 @@ class Worker:
         result = self.logs.scan()
         for run in sorted(result.gone_runs):
             self._forget(run)
-        # Every file is checked: the rescan repairs missed events (one stat if unchanged).
-        for path in list(self.logs.files):
-            self._touch(path)
+        # Every file is checked: the rescan repairs missed events (one stat if unchanged;
+        # of an MLflow database, the runs with rows not yet seen), and new ones are read.
+        for key in sorted(result.added):
+            self._touch(key)
+        for path in list(self.logs.by_path):
+            for key in self.logs.keys_of(path):
+                self._touch(key)
         elapsed = time.monotonic() - started
         self._next_rescan = time.monotonic() + max(_RESCAN_GAP, 20 * elapsed)
 

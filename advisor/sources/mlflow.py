@@ -29,7 +29,9 @@ from advisor.sources.tail import PointTable
 from advisor.sources.tail import stat_file
 from advisor.sources.tail import unreadable
 
-__all__ = ["MlflowDbLoader", "MlflowMetricLoader", "read_mlflow_params", "run_name"]
+__all__ = [
+    "MlflowDbLoader", "MlflowMetricLoader", "read_mlflow_params", "run_name", "runs_logged_after",
+]  # fmt: skip
 
 _MAX_PARAM = 64 << 10
 # MLflow's SQL store writes an infinity as the largest double (``sanitize_metric_value``).
@@ -183,6 +185,30 @@ class MlflowDbLoader:
             np.array([r[3] for r in rows], np.float64) / 1000.0,
             values,
         )
+
+
+def runs_logged_after(path: Path, rowid: int) -> tuple[frozenset[str], int] | None:
+    """The runs of an MLflow database with metric rows after ``rowid``, and the last
+    rowid; None when it cannot be read. One range scan of the table's rowids: what tells
+    a watcher which of many runs a commit touched, without a query per run.
+
+    Rowids only grow while MLflow writes (it never runs VACUUM, which may renumber them);
+    a replaced database must be asked from rowid 0.
+    """
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=DB_WAIT)
+        try:
+            runs = con.execute(
+                "SELECT DISTINCT run_uuid FROM metrics WHERE rowid > ?", (rowid,)
+            ).fetchall()
+            (last,) = con.execute("SELECT coalesce(max(rowid), 0) FROM metrics").fetchone()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error):
+        return None
+    return frozenset(str(r) for (r,) in runs), int(last)
 
 
 def _param_value(text: str) -> HParamValue:

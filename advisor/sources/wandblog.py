@@ -347,7 +347,7 @@ class WandbLoader(TailLoader):
 
 def _named_json(data: bytes) -> tuple[str, str | None]:
     """The name (``key``, or ``nested_key`` joined with ``.``) and ``value_json`` of a
-    ``ConfigItem`` or ``HistoryItem`` (the fields they share)."""
+    ``ConfigItem``."""
     key = ""
     nested: list[str] = []
     raw: str | None = None
