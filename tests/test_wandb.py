@@ -427,3 +427,13 @@ def test_the_fixture_files_are_whole(path: Path) -> None:
     for pos, length, kind in chunks(data):
         crc = struct.unpack_from("<I", data, pos)[0]
         assert crc == zlib.crc32(data[pos + 7 : pos + 7 + length], zlib.crc32(bytes([kind])))
+
+
+def test_a_record_that_does_not_decode_gives_nothing(tmp_path: Path) -> None:
+    """Whole chunks with valid CRCs whose record is not protobuf (a writer's bug, or a
+    newer format): reported once each, and none of their points kept."""
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(_file(_row(_step=0, loss=2.0), _row(_step=1, loss=1.5) + b"\x07"))
+    batch = read(path)
+    assert by_tag(batch) == {"loss": [(0, 2.0)]}
+    assert [p.message for p in batch.problems] == ["record does not decode; skipped"]

@@ -34,11 +34,11 @@ from .state import stat_sig
 
 log = logging.getLogger("advisor.daemon")
 
-# discover() sniffs the first SNIFF_BYTES of a text file; an unknown file that had at
-# least that much when a rescan passed it over stays unknown, however it grows.
 # Files beside an SQLite database that its writers change (a commit in WAL mode changes
 # only the -wal file): an event on one is an event on the database.
 _DB_SIDE_FILES = ("-wal", "-journal")
+# discover() sniffs the first SNIFF_BYTES of a text file; an unknown file that had at
+# least that much when a rescan passed it over stays unknown, however it grows.
 # Bound on remembered non-log paths (checkpoints, images): past it, forget them all.
 _MAX_PASSED_OVER = 100_000
 
@@ -252,7 +252,7 @@ class LogSet:
             self.files[path] = Tracked(t.logfile, make_loader(t.logfile, self.settings))
 
     def drop_file(self, path: str) -> str | None:
-        """Forget a file found deleted; the run to forget if it was its last file."""
+        """Forget a file (by key) found deleted; the run to forget if it was its last."""
         t = self.files.get(path)
         if t is None:
             return None
@@ -267,7 +267,7 @@ class LogSet:
         """Read what ``path`` gained into the Store.
 
         Args:
-            path: the file.
+            path: the file's key (``key_of``: its path, but for a run of a database).
             final: the writer is not expected to write more (``watch --once``): a last
                 line or record cut off is reported, as ``replay`` does, rather than
                 waited for. It is not read either way.

@@ -251,7 +251,9 @@ class WandbLoader(TailLoader):
 
     def _record(self, data: bytes, at: int) -> None:
         try:
-            for number, wire, value in fields(data):
+            # The whole record is decoded before any of it is taken: one that fails
+            # part-way gives nothing, rather than the points before the failure.
+            for number, wire, value in list(fields(data)):
                 if wire != LEN or not isinstance(value, bytes):
                     continue
                 if number == _HISTORY:
