@@ -2,10 +2,8 @@
 
 The Trainer rewrites the whole file at each save (``json.dumps(asdict(state),
 indent=2, sort_keys=True)``, opened with ``"w"``, not atomically), so a reader can see
-it empty or cut short. A version is accepted only when it parses as JSON with a
-``log_history`` list. An unparsable version is waited for, silently, while it keeps
-changing; if it is still unparsable at a later call with the file unchanged (same
-size, inode and mtime), it is reported, once per version.
+it empty or cut short (:mod:`advisor.sources.rewritten` waits for a whole version). A
+version is accepted only when it parses as JSON with a ``log_history`` list.
 
 Entries are emitted by index: each call emits the entries after the last one emitted.
 If the entries already emitted changed (training resumed from an earlier checkpoint
@@ -18,20 +16,15 @@ may be: ``"0.51"``).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from advisor.model import Batch
 from advisor.model import HParamValue
 from advisor.sources._text import as_step
 from advisor.sources._text import hparam_value
 from advisor.sources._text import json_number
-from advisor.sources.tail import PointTable
-from advisor.sources.tail import ProblemLog
-from advisor.sources.tail import stat_file
-from advisor.sources.tail import unreadable
+from advisor.sources.rewritten import RewrittenJson
 
 __all__ = ["HF_HPARAMS", "HfStateLoader"]
 
@@ -49,7 +42,7 @@ _MAX_BYTES = 512 << 20
 _Signature = tuple[int, int, int]
 
 
-class HfStateLoader:
+class HfStateLoader(RewrittenJson):
     """Reads a Hugging Face ``trainer_state.json`` (see the module docstring).
 
     Each entry of ``log_history`` gives points at its ``step``: one per other numeric
@@ -61,68 +54,20 @@ class HfStateLoader:
         max_bytes: a larger file is reported and not read.
     """
 
-    def __init__(self, path: Path | str, *, max_bytes: int = _MAX_BYTES) -> None:
-        self.path = Path(path)
-        self._max_bytes = max_bytes
-        self._points = PointTable()
-        self._problems = ProblemLog(self.path)
-        self._signature: _Signature | None = None  # of the last version handled
-        self._failed: _Signature | None = None  # the last version found unparsable
+    def __init__(self, path: Path | str, **kwargs: int) -> None:
+        super().__init__(path, **kwargs)
         self._emitted = 0  # log_history entries emitted
         self._digest = b""  # of those entries
         self._hparams: dict[str, HParamValue] = {}
 
-    def load(self, *, final: bool = False) -> Batch:
-        """Return the log_history entries added since the previous call; with ``final``
-        an unparsable file is reported at once (it is not being rewritten)."""
-        st = stat_file(self.path)
-        if st is None:
-            return Batch()
-        signature = (st.st_size, st.st_ino, st.st_mtime_ns)
-        if signature == self._signature:
-            return Batch()
-        if st.st_size > self._max_bytes:
-            self._problems.add("file", f"larger than {self._max_bytes >> 20} MiB; not read")
-            self._signature = signature
-            return Batch(problems=self._problems.take())
-        state = self._read()
-        if not isinstance(state, dict):
-            if state is not None and (final or self._failed == signature):
-                # Unparsable twice with nothing changed between, or final: the writer
-                # is done.
-                self._problems.add(*state)
-                self._signature = signature
-            self._failed = signature
-            return Batch(problems=self._problems.take())
-        self._failed = None
-        self._signature = signature
-        reset = self._emit(state["log_history"])
-        return Batch(
-            scalars=self._points.build(),
-            problems=self._problems.take(),
-            hparams=self._new_hparams(state, reset),
-            reset=reset,
-        )
+    def _invalid(self, data: Any) -> str | None:
+        if not isinstance(data, dict) or not isinstance(data.get("log_history"), list):
+            return "no log_history list"
+        return None
 
-    def _read(self) -> dict[str, Any] | tuple[str, str] | None:
-        """The parsed state; else (position, message) saying why this version is not
-        valid; None if the file is gone."""
-        try:
-            with open(self.path, "rb") as fh:
-                raw = fh.read(self._max_bytes + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise unreadable(self.path, exc) from None
-        try:
-            state = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            return f"line {exc.lineno}", f"not valid JSON ({exc.msg})"
-        except (ValueError, RecursionError):  # undecodable bytes, absurd nesting
-            return "line 1", "not valid JSON"
-        if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
-            return "line 1", "no log_history list"
-        return state
+    def _take(self, data: Any) -> tuple[bool, dict[str, HParamValue]]:
+        reset = self._emit(data["log_history"])
+        return reset, self._new_hparams(data, reset)
 
     def _emit(self, history: list[Any]) -> bool:
         """Add the entries not emitted yet; True if the earlier ones changed (reset)."""
