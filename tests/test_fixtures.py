@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-DATA_DIRS = ("tb", "csv", "hf", "jsonl", "mlflow", "text", "damaged")
+DATA_DIRS = ("tb", "csv", "hf", "jsonl", "json", "mlflow", "text", "damaged")
 KERAS_SUBDIRS = ("train", "validation")
 TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
 NAN = math.nan

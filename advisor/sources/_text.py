@@ -152,6 +152,20 @@ def hparam_value(value: object) -> HParamValue | None:
     return None
 
 
+def flatten_hparams(value: object, name: str, out: dict[str, HParamValue], depth: int = 0) -> None:
+    """Put ``value`` in ``out`` as hyper-parameter ``name``; a dict's entries under
+    ``name.key`` (or ``key`` when ``name`` is empty), to a depth of 8. Lists and nulls
+    are left out."""
+    if isinstance(value, dict):
+        if depth < 8:
+            for key, item in value.items():
+                flatten_hparams(item, f"{name}.{key}" if name else str(key), out, depth + 1)
+        return
+    found = hparam_value(value)
+    if found is not None:
+        out[name] = found
+
+
 class LineLoader(TailLoader):
     """Base of the line-oriented loaders: hands complete lines only to ``_parse``.
 

@@ -6,6 +6,8 @@ A run is the directory that holds a log, named by its path relative to the root
 - Keras/TF2's ``train/`` and ``validation/`` sub-directories fold into their parent run;
   their tags get the sub-directory as a prefix (``validation/epoch_loss``), whatever the
   log's format.
+- Sacred's ``FileStorageObserver`` runs (``<run>/run.json`` beside ``metrics.json``
+  and ``config.json``), and Keras histories saved as JSON, recognised by content.
 - DVCLive's ``<run>/plots/metrics/<name>.tsv`` files (one metric each, ``eval/loss``
   in ``plots/metrics/eval/loss.tsv``) belong to ``<run>``, prefixed with the directories
   below ``metrics/``; ``<run>/params.yaml`` holds the hyper-parameters.
@@ -47,6 +49,8 @@ LIGHTNING_HPARAMS = "lightning_hparams"
 MLFLOW_PARAMS = "mlflow_params"
 MLFLOW_DB = "mlflow_db"
 WANDB = "wandb"
+SERIES_JSON = "series_json"
+JSON_CONFIG = "json_config"
 
 _KERAS_SUBDIRS = frozenset({"train", "validation", "eval", "evaluation", "val", "valid", "test"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
@@ -64,6 +68,7 @@ _BINARY_SUFFIXES = frozenset(
 # Beside a ``.wandb`` file: W&B's copies of the run's files (stdout among them), its
 # debug logs and scratch space, all of it also in the .wandb file or not metrics.
 _WANDB_SIDE_DIRS = frozenset({"files", "logs", "tmp"})
+_SACRED_FILES = {"metrics.json": SERIES_JSON, "config.json": JSON_CONFIG, "cout.txt": ""}
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
 DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
 # Seconds a scan waits for a database's lock (see ``mlflow_db_runs``).
@@ -229,6 +234,11 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
         return LogFile(path, run, HFSTATE)
     if name.endswith(".wandb"):
         return LogFile(path, run, WANDB)
+    if name in _SACRED_FILES and (path.parent / "run.json").is_file():
+        # A Sacred run (FileStorageObserver): its metrics and config; cout.txt is the
+        # script's captured stdout, whose metric lines would be read a second time.
+        sacred = _SACRED_FILES[name]
+        return LogFile(path, run, sacred) if sacred else None
     if name == "hparams.yaml" or (name == "params.yaml" and (path.parent / "plots").is_dir()):
         # Lightning's hparams.yaml; DVCLive's params.yaml, beside its plots/ directory.
         return LogFile(path, run, LIGHTNING_HPARAMS)
@@ -242,10 +252,25 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
             path, _run_name(root, run_dir, label) if run_dir != root else run, MLFLOW, tag=tag
         )
     suffix = path.suffix.lower()
+    if suffix == ".json":
+        if not _is_keras_history(path):
+            return None
+        return LogFile(path, run, SERIES_JSON, tag_prefix=_tag_prefix(path, root))
     if suffix in _BINARY_SUFFIXES or suffix not in _SNIFF_SUFFIXES:
         return None
     fmt = sniff(path)
     return LogFile(path, run, fmt, tag_prefix=_tag_prefix(path, root)) if fmt else None
+
+
+def _is_keras_history(path: Path) -> bool:
+    """Whether a ``.json`` file is a saved Keras history (``json.dump(history.history)``)."""
+    from advisor.sources import seriesjson
+
+    try:
+        with path.open("rb") as fh:
+            return seriesjson.sniff(fh.read(_FIRST_SNIFF))
+    except OSError:
+        return False
 
 
 def in_wandb_side_dir(path: Path) -> bool:

@@ -10,11 +10,13 @@ from advisor.model import Batch
 from advisor.sources.base import Loader
 from advisor.sources.discovery import CSV
 from advisor.sources.discovery import HFSTATE
+from advisor.sources.discovery import JSON_CONFIG
 from advisor.sources.discovery import JSONL
 from advisor.sources.discovery import LIGHTNING_HPARAMS
 from advisor.sources.discovery import MLFLOW
 from advisor.sources.discovery import MLFLOW_DB
 from advisor.sources.discovery import MLFLOW_PARAMS
+from advisor.sources.discovery import SERIES_JSON
 from advisor.sources.discovery import TEXT
 from advisor.sources.discovery import TFEVENTS
 from advisor.sources.discovery import WANDB
@@ -71,6 +73,18 @@ def _wandb(f: LogFile, settings: Settings) -> Loader:
     return WandbLoader(f.path)
 
 
+def _series_json(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.seriesjson import SeriesJsonLoader
+
+    return SeriesJsonLoader(f.path)
+
+
+def _json_config(f: LogFile, settings: Settings) -> Loader:
+    from advisor.sources.context import json_config_loader
+
+    return json_config_loader(f.path)
+
+
 def _lightning_hparams(f: LogFile, settings: Settings) -> Loader:
     from advisor.sources.context import lightning_hparams_loader
 
@@ -94,6 +108,8 @@ LOADERS: dict[str, LoaderFactory] = {
     MLFLOW_PARAMS: _mlflow_params,
     MLFLOW_DB: _mlflow_db,
     WANDB: _wandb,
+    SERIES_JSON: _series_json,
+    JSON_CONFIG: _json_config,
 }
 
 

@@ -52,11 +52,10 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
 
 from advisor.model import HParamValue
 from advisor.sources._text import as_step
-from advisor.sources._text import hparam_value
+from advisor.sources._text import flatten_hparams
 from advisor.sources.protowire import FIXED32
 from advisor.sources.protowire import FIXED64
 from advisor.sources.protowire import LEN
@@ -83,7 +82,6 @@ _READ = 1 << 20
 MAX_RECORD = 16 << 20
 # Config values and history values longer than this are not parsed (media, tables).
 _MAX_JSON = 64 << 10
-_MAX_DEPTH = 8
 _NUMBER_START = frozenset("-0123456789NI")  # JSON numbers, NaN, Infinity, -Infinity
 
 _HISTORY, _CONFIG, _METRIC, _RUN = 2, 5, 12, 17
@@ -331,7 +329,7 @@ class WandbLoader(TailLoader):
                 parsed = json.loads(raw)
             except (ValueError, RecursionError):
                 continue
-            _flatten_config(key, parsed, self._config, 0)
+            flatten_hparams(parsed, key, self._config)
 
     def _metric(self, data: bytes) -> None:
         """A ``define_metric``: only a step metric for every key (glob ``*``) is taken."""
@@ -422,14 +420,3 @@ def _json_number(raw: bytes) -> float | None:
         return float(raw)
     except (ValueError, OverflowError):
         return None
-
-
-def _flatten_config(key: str, value: Any, out: dict[str, HParamValue], depth: int) -> None:
-    if isinstance(value, dict):
-        if depth < _MAX_DEPTH:
-            for k, v in value.items():
-                _flatten_config(f"{key}.{k}", v, out, depth + 1)
-        return
-    found = hparam_value(value)
-    if found is not None:
-        out[key] = found
