@@ -6,8 +6,6 @@ A run is the directory that holds a log, named by its path relative to the root
 - Keras/TF2's ``train/`` and ``validation/`` sub-directories fold into their parent run;
   their tags get the sub-directory as a prefix (``validation/epoch_loss``), whatever the
   log's format.
-- Sacred's ``FileStorageObserver`` runs (``<run>/run.json`` beside ``metrics.json``
-  and ``config.json``), and Keras histories saved as JSON, recognised by content.
 - DVCLive's ``<run>/plots/metrics/<name>.tsv`` files (one metric each, ``eval/loss``
   in ``plots/metrics/eval/loss.tsv``) belong to ``<run>``, prefixed with the directories
   below ``metrics/``; ``<run>/params.yaml`` holds the hyper-parameters.
@@ -24,8 +22,12 @@ A run is the directory that holds a log, named by its path relative to the root
   logs (the script's stdout is ``files/output.log``), not runs of their own. The run is
   named ``run-<id>``: a resumed run (``wandb.init(resume=...)``, a preempted job) writes
   a new ``run-<time>-<id>`` directory, read after the earlier one into the same run.
+- Sacred's ``FileStorageObserver``: a run directory holds ``run.json``, ``metrics.json``
+  (read), ``config.json`` (the hyper-parameters) and ``cout.txt`` (the captured stdout,
+  not read: its metric lines would be read twice).
 
-CSV, JSON Lines and plain-text logs are recognised by content, whatever their name.
+CSV, JSON Lines and plain-text logs are recognised by content, whatever their name, and
+so are Keras histories saved as ``.json``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ _BINARY_SUFFIXES = frozenset(
 # Beside a ``.wandb`` file: W&B's copies of the run's files (stdout among them), its
 # debug logs and scratch space, all of it also in the .wandb file or not metrics.
 _WANDB_SIDE_DIRS = frozenset({"files", "logs", "tmp"})
+# Beside Sacred's run.json: how each file is read ("": not read).
 _SACRED_FILES = {"metrics.json": SERIES_JSON, "config.json": JSON_CONFIG, "cout.txt": ""}
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
 DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
