@@ -66,3 +66,18 @@ def append_in_chunks(
         at = max(at, cut)
         drain(loader, seen, as_points)
     return seen
+
+
+def replay_diagnoses(*paths: Path) -> dict[str, str]:
+    """``advisor replay PATH... --json`` run as a user runs it: each run's diagnosis."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", "from advisor.cli import main; main()", "replay",
+         *map(str, paths), "--json"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    objs = map(json.loads, out.stdout.splitlines())
+    return {o["run"]: o["diagnosis"] for o in objs if o["type"] == "summary"}

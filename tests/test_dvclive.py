@@ -4,11 +4,10 @@ fixtures/gen_dvclive.py), and tags of folded sub-directories in every format."""
 from __future__ import annotations
 
 import csv
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
+
+from loader_helpers import replay_diagnoses
 
 from advisor.api import load_store
 from advisor.api import read_scalars
@@ -61,13 +60,7 @@ def test_values_steps_and_times_are_those_of_the_files() -> None:
 
 
 def test_replay_diagnoses_the_run() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", "from advisor.cli import main; main()", "replay", str(ROOT),
-         "--json"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    summary = [o for o in map(json.loads, out.stdout.splitlines()) if o["type"] == "summary"]
-    assert [(o["run"], o["diagnosis"]) for o in summary] == [("dvclive", "overfitting")]
+    assert replay_diagnoses(ROOT) == {"dvclive": "overfitting"}
 
 
 def test_csv_logs_in_keras_style_sub_directories_keep_their_tags_apart(tmp_path: Path) -> None:

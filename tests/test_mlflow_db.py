@@ -5,12 +5,9 @@ replay and the watch daemon."""
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +15,7 @@ from pathlib import Path
 import pytest
 from loader_helpers import drain
 from loader_helpers import points
+from loader_helpers import replay_diagnoses
 from test_daemon import TIMEOUT
 from test_daemon import opened
 from test_daemon import overfit_curve
@@ -226,17 +224,7 @@ def test_a_database_that_cannot_be_read_is_one_clear_error(db: Path) -> None:
 
 
 def test_replay_diagnoses_each_run(db: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", "from advisor.cli import main; main()", "replay",
-         str(db.parent), "--json"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    summaries = {
-        o["run"]: o["diagnosis"]
-        for o in map(json.loads, out.stdout.splitlines())
-        if o["type"] == "summary"
-    }
-    assert summaries == {
+    assert replay_diagnoses(db.parent) == {
         f"mlflow.db/1/{run_id(db, 'sgd-overfit')}": "overfitting",
         f"mlflow.db/1/{run_id(db, 'adam-plateau')}": "healthy",
     }

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from loader_helpers import points
+from loader_helpers import replay_diagnoses
 
 from advisor.api import load_store
 from advisor.config import Settings
@@ -147,14 +146,7 @@ def test_only_json_shaped_like_a_history_is_taken(tmp_path: Path) -> None:
 
 
 def test_replay_diagnoses_both() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", "from advisor.cli import main; main()", "replay",
-         str(FIXTURES / "sacred"), str(KERAS.parent), "--json"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    summaries = {
-        o["run"]: o["diagnosis"]
-        for o in map(json.loads, out.stdout.splitlines())
-        if o["type"] == "summary"
+    assert replay_diagnoses(FIXTURES / "sacred", KERAS.parent) == {
+        "sacred/runs/1": "overfitting",
+        "keras_history": "overfitting",
     }
-    assert summaries == {"sacred/runs/1": "overfitting", "keras_history": "overfitting"}

@@ -8,8 +8,6 @@ import math
 import re
 import shutil
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from loader_helpers import Point
 from loader_helpers import append_in_chunks
 from loader_helpers import drain
 from loader_helpers import points
+from loader_helpers import replay_diagnoses
 
 from advisor.api import read_scalars
 from advisor.model import Batch
@@ -393,24 +392,7 @@ def test_the_parts_of_a_resumed_run_are_one_run(tmp_path: Path) -> None:
 
 
 def test_replay_diagnoses_the_wandb_runs() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from advisor.cli import main; main()",
-            "replay",
-            str(FIXTURES),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    summaries = {
-        o["run"]: o["diagnosis"] for o in map(json.loads, out.stdout.splitlines())
-        if o.get("type") == "summary"
-    }  # fmt: skip
-    assert summaries == {
+    assert replay_diagnoses(FIXTURES) == {
         "run-pltunder": "underfitting",
         "run-sgdover1": "overfitting",
     }
