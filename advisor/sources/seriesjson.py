@@ -98,29 +98,27 @@ class SeriesJsonLoader(RewrittenJson):
                     continue
                 tag_ids.append(self._points.tag_id(name))
                 all_steps.append(step)
-                walls.append(stamps[i])
+                walls.append(_wall(stamps[i]) if stamps else math.nan)
                 numbers.append(number)
             self._emitted[name] = (len(values), _digest(steps, values, len(values)))
         self._points.add_lists(tag_ids, all_steps, walls, numbers)
         return reset, {}
 
 
-def _series(value: Any) -> tuple[list[int | None], list[float], list[Any]]:
-    """(steps, wall times, values) of one series, all as long as its values."""
+def _series(value: Any) -> tuple[list[int | None], list[Any], list[Any]]:
+    """(steps, timestamps, values) of one series: steps and values as long as each
+    other, timestamps too or empty (converted only for the points emitted)."""
     if isinstance(value, list):
-        return list(range(len(value))), [math.nan] * len(value), value
+        return list(range(len(value))), [], value
     values = value["values"]
     steps = value.get("steps")
     stamps = value.get("timestamps")
     n = len(values)
     if not isinstance(steps, list) or len(steps) != n:
         steps = list(range(n))
-    return (
-        [_step(s) for s in steps],
-        [_wall(t) for t in stamps] if isinstance(stamps, list) and len(stamps) == n
-        else [math.nan] * n,
-        values,
-    )  # fmt: skip
+    if not isinstance(stamps, list) or len(stamps) != n:
+        stamps = []
+    return [_step(s) for s in steps], stamps, values
 
 
 def _step(value: Any) -> int | None:
