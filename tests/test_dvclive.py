@@ -78,3 +78,16 @@ def test_csv_logs_in_keras_style_sub_directories_keep_their_tags_apart(tmp_path:
     val = frame[frame.tag == "validation/loss"]
     assert list(val.value) == [2.0 / (e + 1) for e in range(5)]
     assert set(frame[frame.tag == "validation/loss"].role) == {"val_loss"}
+
+
+def test_a_lone_sub_directory_of_that_name_prefixes_nothing(tmp_path: Path) -> None:
+    """YOLO writes ``runs/detect/train/results.csv`` (train and val columns in one
+    file), and a run may be named ``test``: with no sibling to keep apart, the columns
+    keep their names (``test/loss`` would be a validation loss by its words)."""
+    (tmp_path / "runs" / "test").mkdir(parents=True)
+    lines = "".join(f"{e},{1.0 / (e + 1)},{1.2 / (e + 1)}\n" for e in range(5))
+    (tmp_path / "runs" / "test" / "log.csv").write_text("epoch,loss,val_loss\n" + lines)
+    frame = read_scalars(tmp_path)
+    assert set(zip(frame.tag, frame.role, strict=True)) == {
+        ("epoch", "epoch"), ("loss", "train_loss"), ("val_loss", "val_loss"),
+    }  # fmt: skip

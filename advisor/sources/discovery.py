@@ -216,23 +216,38 @@ def _run_name(root: Path, directory: Path, label: str) -> str:
     return "/".join([label, *parts] if label else parts)
 
 
-def _tag_prefix(path: Path, root: Path) -> str:
+def _tag_prefix(path: Path, root: Path, *, alone: bool = False) -> str:
     """What a log's tags are prefixed with: the sub-directory that a fold into the parent
     run loses (``validation/`` of Keras, ``eval/`` of DVCLive's ``plots/metrics/eval/``),
-    so that ``train/loss.tsv`` and ``eval/loss.tsv`` stay two tags of one run."""
+    so that ``train/loss.tsv`` and ``eval/loss.tsv`` stay two tags of one run.
+
+    A Keras-style sub-directory with no sibling of its kind (YOLO's ``runs/detect/train/``
+    holds one ``results.csv`` of train and val columns) prefixes nothing unless ``alone``
+    (TF2's event files, prefixed always): there is nothing to keep apart, and a run
+    directory named ``test`` would turn its training loss into ``test/loss``, a
+    validation loss by its words."""
     if path.parent == root:
         return ""
     parts = path.parent.relative_to(root).parts
     dvclive = _dvclive_metrics(parts)
     if dvclive >= 0:
         return "".join(f"{p}/" for p in parts[dvclive + 2 :])
-    return f"{parts[-1]}/" if parts[-1] in _KERAS_SUBDIRS else ""
+    if parts[-1] not in _KERAS_SUBDIRS:
+        return ""
+    if not alone:
+        try:
+            siblings = {e.name for e in os.scandir(path.parent.parent) if e.is_dir()}
+        except OSError:
+            return ""
+        if len(siblings & _KERAS_SUBDIRS) < 2:
+            return ""
+    return f"{parts[-1]}/"
 
 
 def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
     name = path.name
     if "tfevents" in name:
-        return LogFile(path, run, TFEVENTS, tag_prefix=_tag_prefix(path, root))
+        return LogFile(path, run, TFEVENTS, tag_prefix=_tag_prefix(path, root, alone=True))
     if name == "trainer_state.json":
         return LogFile(path, run, HFSTATE)
     if name.endswith(".wandb"):
