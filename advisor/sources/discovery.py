@@ -4,8 +4,8 @@ A run is the directory that holds a log, named by its path relative to the root
 (DESIGN.md section 3), with these folds:
 
 - Keras/TF2's ``train/`` and ``validation/`` sub-directories fold into their parent run;
-  their tags get the sub-directory as a prefix (``validation/epoch_loss``), whatever the
-  log's format.
+  their tags get the sub-directory as a prefix (``validation/epoch_loss``): always for
+  event files, for other formats where two such sub-directories sit side by side.
 - DVCLive's ``<run>/plots/metrics/<name>.tsv`` files (one metric each, ``eval/loss``
   in ``plots/metrics/eval/loss.tsv``) belong to ``<run>``, prefixed with the directories
   below ``metrics/``; ``<run>/params.yaml`` holds the hyper-parameters.
