@@ -332,3 +332,13 @@ def test_sink_names_and_limits_are_validated() -> None:
         Dispatcher({"../x": MemorySink()})
     with pytest.raises(ValueError, match="unknown sink 'nope'"):
         Dispatcher({"a": MemorySink()}, limits={"nope": RateLimiter(1, 1.0)})
+
+
+def test_a_stop_reads_as_a_step_to_stop_at() -> None:
+    from advisor.model import Recommendation
+    from advisor.sinks.text import recommendation_line
+
+    stop = Recommendation("training", "stop", None, 11.0, "Stop near the best step.", "s")
+    assert recommendation_line(stop) == "stop training at step 11"
+    lower = Recommendation("lr", "lower", 0.1, 0.03, "why", "s")
+    assert recommendation_line(lower) == "lower lr 0.1 → 0.03"

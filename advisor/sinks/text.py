@@ -36,7 +36,10 @@ def evidence_line(evidence: Mapping[str, float], limit: int = 6) -> str:
 
 
 def recommendation_line(rec: Recommendation) -> str:
-    """``raise weight_decay 0.0001 → 0.001``: the action, the parameter and the values."""
+    """``raise weight_decay 0.0001 → 0.001``: the action, the parameter and the values
+    (``stop training at step 1200`` for a stop)."""
+    if rec.action == "stop" and rec.suggested is not None:
+        return f"stop {rec.param} at step {fmt_value(rec.suggested)}"
     if rec.current is not None and rec.suggested is not None:
         values = f" {fmt_value(rec.current)} → {fmt_value(rec.suggested)}"
     elif rec.suggested is not None:
