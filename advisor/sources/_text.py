@@ -29,7 +29,8 @@ _MIN_WALL = 1e8
 # ... and one above this (5138 AD in seconds) is in milliseconds.
 _MS_WALL = 1e11
 
-STEP_KEYS = ("step", "global_step", "iteration", "iter")
+# ``training_iteration``: Ray Tune's count of reports, the step of its TensorBoard files.
+STEP_KEYS = ("step", "global_step", "iteration", "iter", "training_iteration")
 # A key or column naming the phase a row was logged in: long-format logs write one row
 # per phase (``epoch,phase,loss``: a "train" row and a "val" row), so each phase's
 # metrics are tags of their own, named after it (``val/loss``).

@@ -22,6 +22,8 @@ A run is the directory that holds a log, named by its path relative to the root
   logs (the script's stdout is ``files/output.log``), not runs of their own. The run is
   named ``run-<id>``: a resumed run (``wandb.init(resume=...)``, a preempted job) writes
   a new ``run-<time>-<id>`` directory, read after the earlier one into the same run.
+- Ray Tune: a trial directory (``progress.csv``, ``result.json``, an event file) is a
+  run; its ``params.json`` is the hyper-parameters.
 - Sacred's ``FileStorageObserver``: a run directory holds ``run.json``, ``metrics.json``
   (read), ``config.json`` (the hyper-parameters) and ``cout.txt`` (the captured stdout,
   not read: its metric lines would be read twice).
@@ -252,6 +254,10 @@ def _classify(path: Path, root: Path, run: str, label: str) -> LogFile | None:
         return LogFile(path, run, HFSTATE)
     if name.endswith(".wandb"):
         return LogFile(path, run, WANDB)
+    if name == "params.json" and (path.parent / "progress.csv").is_file():
+        # A Ray Tune trial: its config (its metrics are in progress.csv and, as the
+        # same numbers, in result.json, which is not read, and an event file).
+        return LogFile(path, run, JSON_CONFIG)
     if name in _SACRED_FILES and (path.parent / "run.json").is_file():
         # A Sacred run (FileStorageObserver): its metrics and config; cout.txt is the
         # script's captured stdout, whose metric lines would be read a second time.
