@@ -261,7 +261,7 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
 
 
 def test_once_equals_replay_on_every_tracker_format(tmp_path: Path) -> None:
-    """The logs of W&B, an MLflow database, DVCLive, Sacred and a saved Keras history:
+    """The logs of W&B, an MLflow database, DVCLive, Sacred, Ray Tune and a Keras history:
     ``watch --once`` opens the alerts replay opens, in order."""
     import gzip
     import shutil
@@ -271,10 +271,11 @@ def test_once_equals_replay_on_every_tracker_format(tmp_path: Path) -> None:
     db.parent.mkdir()
     with gzip.open(fixtures / "mlflow_db" / "mlflow.db.gz", "rb") as src, db.open("wb") as dst:
         shutil.copyfileobj(src, dst)
-    paths = [str(fixtures / d) for d in ("wandb", "dvclive", "sacred", "json")] + [str(db.parent)]
+    trackers = ("wandb", "dvclive", "sacred", "json", "ray")
+    paths = [str(fixtures / d) for d in trackers] + [str(db.parent)]
     once = advisor("watch", "--once", "--json", *paths)
     replay = advisor("replay", "--json", *paths)
     assert once.returncode == 0, once.stderr
     runs = {json.loads(line)["run"] for line in once.stdout.splitlines()}
-    assert len(runs) >= 5
+    assert len(runs) >= 6
     assert once.stdout.splitlines() == alert_lines(replay.stdout)
