@@ -419,3 +419,21 @@ def test_a_record_that_does_not_decode_gives_nothing(tmp_path: Path) -> None:
     batch = read(path)
     assert by_tag(batch) == {"loss": [(0, 2.0)]}
     assert [p.message for p in batch.problems] == ["record does not decode; skipped"]
+
+
+def test_a_step_key_in_the_first_row_steps_the_run(tmp_path: Path) -> None:
+    """nanoGPT logs ``iter`` with its evaluations and no step metric: the points are at
+    the iterations (its ``max_iters`` is on that axis), not at ``_step`` (0, 1, 2, ...);
+    a row without the key goes on from its last value."""
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(
+        _file(
+            _row(_step=0, iter=0, **{"val/loss": 4.0}),
+            _row(_step=1, iter=250, **{"val/loss": 3.0}),
+            _row(_step=2, mfu=0.3),
+            _row(_step=3, iter=500, **{"val/loss": 2.5}),
+        )
+    )
+    tags = by_tag(read(path))
+    assert tags["val/loss"] == [(0, 4.0), (250, 3.0), (500, 2.5)]
+    assert tags["mfu"] == [(250, 0.3)]

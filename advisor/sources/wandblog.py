@@ -29,11 +29,15 @@ What is read:
   start with ``_`` are W&B's own; ``_timestamp`` is the wall time.
 - The step is the row's ``_step`` (one per ``log()`` call), unless a step metric is
   declared for every key (``define_metric("*", step_metric="trainer/global_step")``, as
-  Lightning's and Hugging Face's W&B integrations do): then it is that metric's value in
-  the row, or its last value before (rows before its first value are skipped, and
-  reported once). A step metric for some keys only (Keras's ``WandbMetricsLogger``
-  declares ``batch/*`` against ``batch/batch_step``) is not taken: the points of a run
-  share one step axis, and the other keys would stay on ``_step``.
+  Lightning's and Hugging Face's W&B integrations do), or the first row with numbers
+  holds a step key (``step``, ``global_step``, ``iteration``, ``iter``,
+  ``training_iteration``: nanoGPT logs ``iter``), as JSON Lines are stepped: then it is
+  that key's value in the row, or its last value before (rows before its first value
+  are skipped, and reported once). A planned length in steps (``max_iters``) is then on
+  the run's own axis, where ``_step`` counts ``log()`` calls. A step metric for some
+  keys only (Keras's ``WandbMetricsLogger`` declares ``batch/*`` against
+  ``batch/batch_step``) is not taken: the points of a run share one step axis, and the
+  other keys would stay on ``_step``.
 - The hyper-parameters are the run's config (``wandb.init(config=...)``,
   ``run.config.update``), nested dicts flattened with ``.`` (``optimizer.lr``).
 
@@ -54,6 +58,7 @@ import zlib
 from pathlib import Path
 
 from advisor.model import HParamValue
+from advisor.sources._text import STEP_KEYS
 from advisor.sources._text import as_step
 from advisor.sources._text import flatten_hparams
 from advisor.sources.protowire import FIXED32
@@ -114,7 +119,9 @@ class WandbLoader(TailLoader):
         self._row = -1  # the last row's _step
         self._config: dict[str, HParamValue] = {}
         self._step_by = ""  # the step metric of every key, if one is declared
-        self._last_step: int | None = None  # its last value
+        self._implicit = ""  # else a step key of the first row with numbers, if any
+        self._rows = 0  # rows with numbers so far
+        self._last_step: int | None = None  # the step metric's last value
         self._unstepped = False  # rows before the step metric's first value reported
 
     def _hparams(self) -> dict[str, HParamValue]:
@@ -296,7 +303,13 @@ class WandbLoader(TailLoader):
             self._add_row(row, step, wall, at)
 
     def _add_row(self, row: list[tuple[str, float]], step: int, wall: float, at: int) -> None:
-        metric = self._step_by
+        if not self._rows:
+            # The first row with numbers: a step key logged in it (nanoGPT logs "iter")
+            # steps the run, as in JSON Lines, unless a step metric is declared.
+            logged = {key for key, _ in row}
+            self._implicit = next((k for k in STEP_KEYS if k in logged), "")
+        self._rows += 1
+        metric = self._step_by or self._implicit
         if metric:
             for key, value in row:
                 if key == metric:
@@ -342,6 +355,8 @@ class WandbLoader(TailLoader):
             elif number == 4:
                 step_metric = value.decode("utf-8")
         if glob == "*" and step_metric:
+            if step_metric != self._step_by:
+                self._last_step = None
             self._step_by = step_metric
 
 
