@@ -255,8 +255,9 @@ def test_random_damage_never_raises(tmp_path: Path, flips: list[int], cut: int) 
     path = tmp_path / "run-x.wandb"
     path.write_bytes(bytes(data[:cut]))
     batch = read(path)
-    assert len(batch.problems) <= 51
-    assert len(points(batch)) <= len(points(read(SGD_FILE))) + 2
+    assert len(batch.problems) <= 51  # the problem log's bound
+    # Every chunk read passed its CRC: only the file's own points can come out.
+    assert set(points(batch)) <= set(points(read(SGD_FILE)))
 
 
 # -- records the fixtures do not have (written here with the same framing) ---------------
