@@ -438,3 +438,40 @@ def test_a_step_key_in_the_first_row_steps_the_run(tmp_path: Path) -> None:
     tags = by_tag(read(path))
     assert tags["val/loss"] == [(0, 4.0), (250, 3.0), (500, 2.5)]
     assert tags["mfu"] == [(250, 0.3)]
+
+
+# -- the Hugging Face Trainer reporting to W&B (fixtures/gen_wandb_hf.py) ------------------
+
+HF_RUN = next((ROOT / "fixtures" / "wandb_hf").glob("run-*"))
+HF_FILE = next(HF_RUN.glob("*.wandb"))
+
+
+def test_a_trainer_run_is_read_on_its_global_steps_with_its_plan() -> None:
+    """transformers 5.24's W&B callback: every key against ``train/global_step``, the
+    TrainingArguments as the config (``num_train_epochs`` is the plan)."""
+    from advisor.core.planned import plan_of
+
+    batch = read(HF_FILE)
+    assert batch.problems == ()
+    tags = by_tag(batch)
+    assert [s for s, _ in tags["eval/loss"]] == list(range(12, 73, 12))  # 12 steps an epoch
+    assert [s for s, _ in tags["train/loss"]] == list(range(4, 73, 4))
+    assert [v for _, v in tags["train/epoch"]][-1] == 6.0
+    lr = [v for _, v in tags["train/learning_rate"]]
+    assert lr == sorted(lr, reverse=True) and lr[0] < 1e-3  # linear decay from 1e-3
+    hparams = dict(batch.hparams)
+    assert (hparams["learning_rate"], hparams["weight_decay"]) == (1e-3, 0.01)
+    assert hparams["per_device_train_batch_size"] == 32.0
+    plan = plan_of(hparams)
+    assert plan is not None and plan.epochs == 6.0
+
+
+def test_the_first_block_alone_reads_as_the_first_rows(tmp_path: Path) -> None:
+    """Until the run is closed wandb writes whole 32 KiB blocks only: a reader then sees a
+    block that ends inside a record. Its whole records are read, nothing is misread."""
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(HF_FILE.read_bytes()[:BLOCK])
+    batch = WandbLoader(path).load()
+    assert batch.problems == ()
+    got, whole = points(batch), points(read(HF_FILE))
+    assert 0 < len(got) < len(whole) and got == whole[: len(got)]

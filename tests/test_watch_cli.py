@@ -271,11 +271,11 @@ def test_once_equals_replay_on_every_tracker_format(tmp_path: Path) -> None:
     db.parent.mkdir()
     with gzip.open(fixtures / "mlflow_db" / "mlflow.db.gz", "rb") as src, db.open("wb") as dst:
         shutil.copyfileobj(src, dst)
-    trackers = ("wandb", "dvclive", "sacred", "json", "ray")
+    trackers = ("wandb", "wandb_hf", "dvclive", "sacred", "json", "ray")
     paths = [str(fixtures / d) for d in trackers] + [str(db.parent)]
     once = advisor("watch", "--once", "--json", *paths)
     replay = advisor("replay", "--json", *paths)
     assert once.returncode == 0, once.stderr
     runs = {json.loads(line)["run"] for line in once.stdout.splitlines()}
-    assert len(runs) >= 6
+    assert len(runs) >= 7
     assert once.stdout.splitlines() == alert_lines(replay.stdout)
