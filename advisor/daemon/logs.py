@@ -22,8 +22,8 @@ from advisor.sources.discovery import SNIFF_BYTES
 from advisor.sources.discovery import LogFile
 from advisor.sources.discovery import discover
 from advisor.sources.discovery import in_wandb_side_dir
-from advisor.sources.discovery import mlflow_db_runs
 from advisor.sources.discovery import root_labels
+from advisor.sources.mlflow import mlflow_db_runs
 from advisor.sources.mlflow import runs_logged_after
 from advisor.sources.registry import make_loader
 from advisor.store import Store

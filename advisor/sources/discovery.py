@@ -76,8 +76,6 @@ _WANDB_SIDE_DIRS = frozenset({"files", "logs", "tmp"})
 _SACRED_FILES = {"metrics.json": SERIES_JSON, "config.json": JSON_CONFIG, "cout.txt": ""}
 _SNIFF_SUFFIXES = frozenset({"", ".csv", ".tsv", ".log", ".txt", ".out", ".jsonl", ".ndjson"})
 DB_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
-# Seconds a scan waits for a database's lock (see ``mlflow_db_runs``).
-DB_WAIT = 1.0
 # How much of a text file's start is read to recognise its format: a stdout log often
 # opens with the model's printout (torch's repr of a ResNet is 10-30 KB) or a config
 # dump before its first metric line, and 4 KiB missed those.
@@ -317,6 +315,8 @@ def _mlflow_db_files(path: Path, root: Path, run: str, label: str) -> list[LogFi
     run name (the directory's, or the label alone at the root) and
     ``<file name>/<experiment id>/<run id>``.
     """
+    from advisor.sources.mlflow import mlflow_db_runs
+
     runs = mlflow_db_runs(path)
     if runs is None:
         return None
@@ -325,45 +325,6 @@ def _mlflow_db_files(path: Path, root: Path, run: str, label: str) -> list[LogFi
         LogFile(path, "/".join(filter(None, (base, path.name, exp, uuid))), MLFLOW_DB, part=uuid)
         for exp, uuid in runs
     ]
-
-
-def mlflow_db_runs(path: Path) -> list[tuple[str, str]] | None:
-    """(experiment id, run id) of each run of an MLflow SQLite store, in run start order;
-    None when ``path`` is not one (MLflow 3.7 and later keep runs in ``mlflow.db`` by
-    default, not in ``mlruns/``)."""
-    import sqlite3
-
-    try:
-        with path.open("rb") as fh:
-            if fh.read(16) != b"SQLite format 3\x00":
-                return None
-        uri = f"{path.resolve().as_uri()}?mode=ro"
-        # Race: a writer commits under an exclusive lock; a reader that gives up then
-        # would drop the database from this scan and find it again at the next (its
-        # runs forgotten and read anew). Commits take milliseconds: wait for one.
-        con = sqlite3.connect(uri, uri=True, timeout=DB_WAIT)
-        try:
-            tables = {
-                name
-                for (name,) in con.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "AND name IN ('experiments', 'runs', 'metrics')"
-                )
-            }
-            if len(tables) < 3:
-                return None
-            rows = con.execute(
-                "SELECT CAST(r.experiment_id AS TEXT), r.run_uuid FROM runs r "
-                "LEFT JOIN experiments e ON e.experiment_id = r.experiment_id "
-                "WHERE coalesce(r.lifecycle_stage, 'active') != 'deleted' "
-                "AND coalesce(e.lifecycle_stage, 'active') != 'deleted' "
-                "ORDER BY r.start_time, r.run_uuid"
-            ).fetchall()
-        finally:
-            con.close()
-    except (OSError, sqlite3.Error):
-        return None
-    return [(str(exp), str(uuid)) for exp, uuid in rows if uuid]
 
 
 def _mlflow_tag(path: Path) -> tuple[Path, str] | None:

@@ -13,7 +13,10 @@ MLflow's SQLite store (``mlflow.db``, its default since 3.7) is read by
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +27,18 @@ from advisor.model import HParamValue
 from advisor.sources._text import LineLoader
 from advisor.sources._text import as_step
 from advisor.sources._text import parse_float
-from advisor.sources.discovery import DB_WAIT
 from advisor.sources.tail import PointTable
 from advisor.sources.tail import stat_file
 from advisor.sources.tail import unreadable
 
 __all__ = [
-    "MlflowDbLoader", "MlflowMetricLoader", "read_mlflow_params", "run_name", "runs_logged_after",
+    "MlflowDbLoader", "MlflowMetricLoader", "mlflow_db_runs", "read_mlflow_params", "run_name",
+    "runs_logged_after",
 ]  # fmt: skip
 
 _MAX_PARAM = 64 << 10
+# Seconds a reader waits for a writer's lock on an MLflow database (see ``_read_only``).
+DB_WAIT = 1.0
 # MLflow's SQL store writes an infinity as the largest double (``sanitize_metric_value``).
 _MAX_DOUBLE = sys.float_info.max
 _BOOLS = {"true": True, "false": False}
@@ -131,8 +136,6 @@ class MlflowDbLoader:
             InputError: the database cannot be read (not SQLite, corrupt, or locked
                 for longer than a second).
         """
-        import sqlite3
-
         st = stat_file(self.path)
         if st is None:
             return Batch()
@@ -141,10 +144,7 @@ class MlflowDbLoader:
             self._inode, self._last, self._params = st.st_ino, 0, {}
             self._points.clear()
         try:
-            con = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=DB_WAIT
-            )
-            try:
+            with _read_only(self.path) as con:
                 rows = con.execute(
                     "SELECT rowid, key, value, timestamp, step, is_nan FROM metrics "
                     "WHERE run_uuid = ? AND rowid > ? ORDER BY rowid LIMIT ?",
@@ -154,8 +154,6 @@ class MlflowDbLoader:
                     "SELECT key, value FROM params WHERE run_uuid = ? ORDER BY key",
                     (self.run_id,),
                 ).fetchall()
-            finally:
-                con.close()
         except sqlite3.Error as exc:
             raise InputError(f"{self.path}: cannot read the MLflow database: {exc}") from None
         self._add(rows)
@@ -187,6 +185,36 @@ class MlflowDbLoader:
         )
 
 
+def mlflow_db_runs(path: Path) -> list[tuple[str, str]] | None:
+    """(experiment id, run id) of each run of an MLflow SQLite store, in run start order;
+    None when ``path`` is not one (MLflow 3.7 and later keep runs in ``mlflow.db`` by
+    default, not in ``mlruns/``)."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return None
+        with _read_only(path) as con:
+            tables = {
+                name
+                for (name,) in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name IN ('experiments', 'runs', 'metrics')"
+                )
+            }
+            if len(tables) < 3:
+                return None
+            rows = con.execute(
+                "SELECT CAST(r.experiment_id AS TEXT), r.run_uuid FROM runs r "
+                "LEFT JOIN experiments e ON e.experiment_id = r.experiment_id "
+                "WHERE coalesce(r.lifecycle_stage, 'active') != 'deleted' "
+                "AND coalesce(e.lifecycle_stage, 'active') != 'deleted' "
+                "ORDER BY r.start_time, r.run_uuid"
+            ).fetchall()
+    except (OSError, sqlite3.Error):
+        return None
+    return [(str(exp), str(uuid)) for exp, uuid in rows if uuid]
+
+
 def runs_logged_after(path: Path, rowid: int) -> tuple[frozenset[str], int] | None:
     """The runs of an MLflow database with metric rows after ``rowid``, and the last
     rowid; None when it cannot be read. One range scan of the table's rowids: what tells
@@ -195,20 +223,30 @@ def runs_logged_after(path: Path, rowid: int) -> tuple[frozenset[str], int] | No
     Rowids only grow while MLflow writes (it never runs VACUUM, which may renumber them);
     a replaced database must be asked from rowid 0.
     """
-    import sqlite3
-
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=DB_WAIT)
-        try:
+        with _read_only(path) as con:
             runs = con.execute(
                 "SELECT DISTINCT run_uuid FROM metrics WHERE rowid > ?", (rowid,)
             ).fetchall()
             (last,) = con.execute("SELECT coalesce(max(rowid), 0) FROM metrics").fetchone()
-        finally:
-            con.close()
     except (OSError, sqlite3.Error):
         return None
     return frozenset(str(r) for (r,) in runs), int(last)
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to an SQLite database, closed after use.
+
+    Race: MLflow commits under an exclusive lock; a reader that gave up at once would
+    miss a read, or drop the database's runs from a scan (forgotten, then read anew at
+    the next). Commits take milliseconds: wait up to ``DB_WAIT`` for one.
+    """
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=DB_WAIT)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def _param_value(text: str) -> HParamValue:
