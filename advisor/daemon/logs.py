@@ -134,40 +134,40 @@ class LogSet:
         t = self.files.get(key)
         return t.logfile.run if t is not None else None
 
+    def _watched(self, path: str) -> tuple[str, dict[str, str]]:
+        """The watched file an event on ``path`` is about (a database, for its ``-wal``
+        or ``-journal`` file) and its keys by run id (``""`` for a file of one run)."""
+        db = path if path in self.by_path else _database_of(path)
+        return db, {self.files[k].logfile.part: k for k in self.by_path.get(db, ())}
+
     def keys_of(self, path: str) -> list[str]:
         """The keys to read after an event on the file ``path``: its own; for an MLflow
         database (or its ``-wal`` or ``-journal`` file), the runs with new metric rows
         (one query, instead of one per run: a database can hold thousands)."""
-        db = path if path in self.by_path else _database_of(path)
-        keys = self.by_path.get(db)
-        if not keys:
-            return []
-        if "" in {self.files[k].logfile.part for k in keys}:
-            return sorted(keys)
+        db, keys = self._watched(path)
+        if not keys or "" in keys:
+            return sorted(keys.values())
         try:
             inode = os.stat(db).st_ino
         except OSError:
-            return sorted(keys)  # gone: the reads find out
+            return sorted(keys.values())  # gone: the reads find out
         seen = self._db_seen.get(db)
         fresh = seen is None or seen[0] != inode  # a replaced database: ask from the start
         got = runs_logged_after(Path(db), 0 if fresh or seen is None else seen[1])
         if got is None:
-            return sorted(keys)
+            return sorted(keys.values())
         runs, last = got
         self._db_seen[db] = (inode, last)
-        if fresh:
-            return sorted(keys)
-        return sorted(k for k in keys if self.files[k].logfile.part in runs)
+        return sorted(k for part, k in keys.items() if fresh or part in runs)
 
     def runs_changed(self, path: str) -> bool:
         """For an event on an MLflow database: whether its runs are other than those
         watched (a run started or deleted), which only a rescan adds or drops."""
-        db = path if path in self.by_path else _database_of(path)
-        parts = {self.files[k].logfile.part for k in self.by_path.get(db, ())}
-        if not parts or "" in parts:
+        db, keys = self._watched(path)
+        if not keys or "" in keys:
             return False
         runs = mlflow_db_runs(Path(db))
-        return runs is not None and {uuid for _, uuid in runs} != parts
+        return runs is not None and {uuid for _, uuid in runs} != keys.keys()
 
     def scan(self) -> ScanResult:
         """Discover every root again; add new files, drop vanished ones."""
