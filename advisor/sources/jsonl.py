@@ -81,25 +81,13 @@ def _flatten(
             texts.append((tag, value))
 
 
-def _has_step(obj: dict[str, Any]) -> bool:
-    return any(json_number(obj.get(key)) is not None for key in _STEP_PRIORITY)
-
-
-def _step_of(obj: dict[str, Any]) -> int | None:
-    """The logged step: the first step-like key holding a number; None if none can be."""
-    for key in _STEP_PRIORITY:
+def _first_number(obj: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    """The number under the first of ``keys`` that holds one (the step, the wall time)."""
+    for key in keys:
         value = json_number(obj.get(key))
         if value is not None:
-            return as_step(value)
+            return value
     return None
-
-
-def _wall_of(obj: dict[str, Any]) -> float:
-    for key in WALL_KEYS:
-        stamp = json_number(obj.get(key))
-        if stamp is not None:
-            return wall_seconds(stamp)
-    return math.nan
 
 
 def sniff(head: bytes) -> bool:
@@ -114,10 +102,11 @@ def sniff(head: bytes) -> bool:
         obj = json.loads(lines[0])
     except (ValueError, RecursionError):
         return False
+    if not isinstance(obj, dict):
+        return False
     found: list[tuple[str, float]] = []
-    if isinstance(obj, dict):
-        _flatten(obj, "", found, 0)
-    return bool(found) or (isinstance(obj, dict) and _has_step(obj))
+    _flatten(obj, "", found, 0)
+    return bool(found) or _first_number(obj, _STEP_PRIORITY) is not None
 
 
 class JsonlLoader(LineLoader):
@@ -182,18 +171,20 @@ class JsonlLoader(LineLoader):
                     )
             if not found:
                 continue
-            has_step = _has_step(obj)
+            logged = _first_number(obj, _STEP_PRIORITY)
+            has_step = logged is not None
             if not self._metric_lines:
                 self._stepped = has_step
             self._metric_lines += 1
             if self._stepped and not has_step:
                 self._problems.add(f"line {first_line + i}", "no numeric step; skipped")
                 continue
-            step = _step_of(obj) if has_step else self._metric_lines - 1
+            step = as_step(logged) if logged is not None else self._metric_lines - 1
             if step is None:
                 self._problems.add(f"line {first_line + i}", "the step is not a number; skipped")
                 continue
-            wall = _wall_of(obj)
+            stamp = _first_number(obj, WALL_KEYS)
+            wall = wall_seconds(stamp) if stamp is not None else math.nan
             for tag, value in found:
                 numeric.add(tag)
                 tag_ids.append(tag_id(tag))
