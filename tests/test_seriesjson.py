@@ -150,3 +150,21 @@ def test_replay_diagnoses_both() -> None:
         "sacred/runs/1": "overfitting",
         "keras_history": "overfitting",
     }
+
+
+def test_a_config_that_is_not_json_is_reported_not_passed_over(tmp_path: Path) -> None:
+    """A config cut short is waited for while it changes, reported when read as final
+    (or once unchanged), and read once whole."""
+    from advisor.sources.seriesjson import JsonConfigLoader
+
+    path = tmp_path / "config.json"
+    path.write_text('{"lr": 0.1, "optimizer": {"na')
+    loader = JsonConfigLoader(path)
+    assert loader.load().problems == ()
+    [problem] = loader.load(final=True).problems
+    assert problem.message.startswith("not valid JSON")
+    path.write_text('{"lr": 0.1, "optimizer": {"name": "sgd"}, "layers": [64, 64]}')
+    batch = loader.load()
+    assert batch.problems == () and dict(batch.hparams) == {"lr": 0.1, "optimizer.name": "sgd"}
+    path.write_text("[1, 2]")
+    assert [p.message for p in loader.load(final=True).problems] == ["not a JSON object"]

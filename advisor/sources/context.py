@@ -1,5 +1,5 @@
 """Hyper-parameter files written beside the logs: Lightning's hparams.yaml (DVCLive's
-params.yaml), MLflow params, Sacred's config.json.
+params.yaml), MLflow params. (JSON configs: ``seriesjson.JsonConfigLoader``.)
 
 They hold no points, only the run's context; each is read again whenever it changes.
 """
@@ -14,7 +14,6 @@ from advisor.model import Batch
 from advisor.model import HParamValue
 from advisor.sources.csvlog import read_lightning_hparams
 from advisor.sources.mlflow import read_mlflow_params
-from advisor.sources.seriesjson import read_json_config
 
 
 class ContextLoader:
@@ -59,8 +58,3 @@ def lightning_hparams_loader(path: Path) -> ContextLoader:
 def mlflow_params_loader(params_dir: Path) -> ContextLoader:
     """An MLflow run's ``params/`` directory."""
     return ContextLoader(params_dir, lambda p: read_mlflow_params(p.parent))
-
-
-def json_config_loader(path: Path) -> ContextLoader:
-    """A JSON config (Sacred's ``config.json``)."""
-    return ContextLoader(path, read_json_config)

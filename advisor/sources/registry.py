@@ -80,9 +80,9 @@ def _series_json(f: LogFile, settings: Settings) -> Loader:
 
 
 def _json_config(f: LogFile, settings: Settings) -> Loader:
-    from advisor.sources.context import json_config_loader
+    from advisor.sources.seriesjson import JsonConfigLoader
 
-    return json_config_loader(f.path)
+    return JsonConfigLoader(f.path)
 
 
 def _lightning_hparams(f: LogFile, settings: Settings) -> Loader:

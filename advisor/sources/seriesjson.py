@@ -5,7 +5,7 @@ Two shapes, both one JSON object keyed by metric name:
 - Sacred's ``FileStorageObserver`` writes ``<run>/metrics.json``, ``{"validation.loss":
   {"steps": [...], "timestamps": [...], "values": [...]}, ...}``, rewritten at each
   heartbeat; timestamps are ISO times in UTC (``datetime.utcnow()``). The run's
-  ``config.json`` beside it holds the hyper-parameters (see :func:`read_json_config`).
+  ``config.json`` beside it holds the hyper-parameters (see :class:`JsonConfigLoader`).
 - A Keras ``History`` saved with ``json.dump(history.history, f)``: ``{"loss": [...],
   "val_loss": [...], ...}``, one value per epoch (the step is the epoch, from 0).
 
@@ -19,7 +19,6 @@ json writes them) are kept.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from datetime import UTC
@@ -33,15 +32,13 @@ from advisor.sources._text import flatten_hparams
 from advisor.sources._text import json_number
 from advisor.sources._text import looks_like_metric
 from advisor.sources.rewritten import RewrittenJson
-from advisor.sources.tail import unreadable
 
-__all__ = ["SeriesJsonLoader", "read_json_config", "sniff"]
+__all__ = ["JsonConfigLoader", "SeriesJsonLoader", "sniff"]
 
 # A Keras history's start: an object whose first value is a list of numbers.
 _KERAS_HEAD = re.compile(
     rb'\A\s*\{\s*"(?P<key>[^"\\]{1,200})"\s*:\s*\[\s*(?:-?[0-9]|-?Infinity|NaN|null|\])'
 )
-_MAX_CONFIG = 1 << 20
 
 
 def sniff(head: bytes) -> bool:
@@ -143,27 +140,28 @@ def _digest(steps: list[int | None], values: list[Any], count: int) -> bytes:
     return hashlib.blake2b(repr((steps[:count], values[:count])).encode(), digest_size=16).digest()
 
 
-def read_json_config(path: Path | str) -> dict[str, HParamValue]:
-    """The hyper-parameters in a JSON config (Sacred's ``config.json``), nested objects
-    flattened with dots (``optimizer.lr``); lists and nulls are left out. A missing or
-    unparsable file gives an empty dict.
+class JsonConfigLoader(RewrittenJson):
+    """The hyper-parameters in a JSON config (Sacred's ``config.json``, Ray Tune's
+    ``params.json``), nested objects flattened with dots (``optimizer.lr``); lists and
+    nulls are left out. Read again whenever it changes; a version that is not a JSON
+    object is reported, as any rewritten JSON file (:mod:`advisor.sources.rewritten`).
 
-    Raises:
-        InputError: the file exists but cannot be read.
+    Args:
+        path: the file.
+        max_bytes: a larger file is reported and not read.
     """
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(_MAX_CONFIG + 1)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise unreadable(path, exc) from None
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    found: dict[str, HParamValue] = {}
-    if isinstance(data, dict):
+
+    def __init__(self, path: Path | str, **kwargs: int) -> None:
+        super().__init__(path, **kwargs)
+        self._config: dict[str, HParamValue] = {}
+
+    def _invalid(self, data: Any) -> str | None:
+        return None if isinstance(data, dict) else "not a JSON object"
+
+    def _take(self, data: Any) -> tuple[bool, dict[str, HParamValue]]:
+        found: dict[str, HParamValue] = {}
         flatten_hparams(data, "", found)
-    return found
+        if found == self._config:
+            return False, {}
+        self._config = found
+        return False, found
