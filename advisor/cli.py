@@ -23,7 +23,9 @@ from advisor.trainer.cli import train_command
 if TYPE_CHECKING:
     import pandas as pd
 
+    from advisor.config import Settings
     from advisor.replay import RunReplay
+    from advisor.ruleset import RuleBook
 
 EXIT_USAGE = 2
 
@@ -155,11 +157,10 @@ def replay(  # noqa: PLR0917 (click passes every option)
     from advisor.alertjson import summary_to_dict
     from advisor.config import load_settings
     from advisor.replay import replay as run_replay
-    from advisor.ruleset import load_rulebook
     from advisor.sinks.text import recommendation_line
 
     settings = load_settings(config)
-    book = load_rulebook(extra_rules)
+    book = _user_rules(settings, extra_rules)
     failed = False
     kept: list[RunReplay] = []
     replayed = 0
@@ -261,14 +262,23 @@ def rules() -> None:
     """The rule book: list, explain and validate rules."""
 
 
+def _user_rules(settings: Settings, extra: tuple[Path, ...]) -> RuleBook:
+    """The built-in rules, then advisor.toml's ``[rules] files``, then ``--rules``."""
+    from advisor.ruleset import load_rulebook
+
+    return load_rulebook((*settings.rule_files, *extra))
+
+
 @rules.command("list")
 @click.option("--rules", "extra", multiple=True, type=click.Path(path_type=Path),
               help="Extra rule files (same id overrides a built-in rule).")  # fmt: skip
-def rules_list(extra: tuple[Path, ...]) -> None:
+@click.option("--config", type=click.Path(path_type=Path),
+              help="advisor.toml whose [rules] files to add.")  # fmt: skip
+def rules_list(extra: tuple[Path, ...], config: Path | None) -> None:
     """One line per rule: id, diagnosis, title."""
-    from advisor.ruleset import load_rulebook
+    from advisor.config import load_settings
 
-    book = load_rulebook(extra)
+    book = _user_rules(load_settings(config), extra)
     for rule in sorted(book.rules.values(), key=lambda r: (r.diagnosis.value, -r.priority, r.id)):
         click.echo(f"{rule.id:<14} {rule.diagnosis.value:<14} {rule.title}")
 
@@ -277,12 +287,14 @@ def rules_list(extra: tuple[Path, ...]) -> None:
 @click.argument("rule_id")
 @click.option("--rules", "extra", multiple=True, type=click.Path(path_type=Path),
               help="Extra rule files.")  # fmt: skip
-def rules_explain(rule_id: str, extra: tuple[Path, ...]) -> None:
+@click.option("--config", type=click.Path(path_type=Path),
+              help="advisor.toml whose [rules] files to add.")  # fmt: skip
+def rules_explain(rule_id: str, extra: tuple[Path, ...], config: Path | None) -> None:
     """Symptom, why, what to do and the source of one rule."""
+    from advisor.config import load_settings
     from advisor.errors import InputError
-    from advisor.ruleset import load_rulebook
 
-    book = load_rulebook(extra)
+    book = _user_rules(load_settings(config), extra)
     rule = book.rules.get(rule_id) or book.rules.get(rule_id.upper())
     if rule is None:
         raise InputError(f"no rule {rule_id!r} (see 'advisor rules list')")

@@ -6,6 +6,7 @@ key or a bad value is an error naming the file and the key, never silently skipp
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -18,8 +19,10 @@ from typing import Any
 from advisor.errors import ConfigError
 from advisor.hparams import HParamOverride
 from advisor.hparams import parse_overrides
+from advisor.model import Severity
 from advisor.roles import RoleTable
 from advisor.roles import parse_role
+from advisor.throttle import ThrottleParams
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,8 +30,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 DEFAULT_NAME = "advisor.toml"
-# Sections later parts of the product read; accepted here so that one file serves all.
-_KNOWN_SECTIONS = frozenset({"roles", "watch", "hparams", "alerts", "sinks", "rules", "text"})
+# Sections the daemon validates itself (advisor.daemon.settings); the rest are read here.
+_DAEMON_SECTIONS = frozenset({"watch", "sinks"})
+_KNOWN_SECTIONS = _DAEMON_SECTIONS | {"roles", "hparams", "alerts", "rules", "text"}
+_TEXT_KEYS = frozenset({"pattern"})
+_ALERT_KEYS = frozenset({"cooldown", "min_severity"})
+_RULE_KEYS = frozenset({"files"})
 
 
 @dataclass(frozen=True)
@@ -40,13 +47,20 @@ class Settings:
         text_pattern: a regex with named groups ``name`` and ``value`` for plain text
             logs, overriding the default ``key=value`` / ``key: value`` pattern.
         hparams: known hyper-parameters per run glob (``[[hparams]]``).
+        throttle: the alert lifecycle's cooldown and severity floor (``[alerts]``), the
+            same for ``watch`` and ``replay``.
+        rule_files: the user's rule files (``[rules] files``), loaded after the
+            built-in rules and before those given with ``--rules``.
         source: the file these settings came from, if any.
-        sections: the raw sections other modules validate themselves.
+        sections: the raw sections other modules validate themselves (``[watch]``,
+            ``[sinks]``: the daemon's).
     """
 
     roles: RoleTable = field(default_factory=RoleTable)
     text_pattern: str | None = None
     hparams: tuple[HParamOverride, ...] = ()
+    throttle: ThrottleParams = field(default_factory=ThrottleParams)
+    rule_files: tuple[Path, ...] = ()
     source: Path | None = None
     sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -106,19 +120,82 @@ def settings_from_mapping(data: Mapping[str, Any], path: Path) -> Settings:
         if not isinstance(role, str):
             raise ConfigError(f'{path}: roles.{tag}: expected a string such as "val_loss"')
         overrides[tag] = parse_role(role, f"{path}: roles.{tag}")
-    text = data.get("text", {})
-    pattern = text.get("pattern") if isinstance(text, Mapping) else None
-    if pattern is not None and not isinstance(pattern, str):
-        raise ConfigError(f"{path}: text.pattern: expected a string")
+
+    def table(name: str, known: frozenset[str]) -> TableReader:
+        return TableReader(str(path), name, data.get(name, {}), known)
+
+    pattern = table("text", _TEXT_KEYS).string("pattern")
     if pattern is not None:
         _check_pattern(pattern, path)
     return Settings(
         roles=RoleTable(overrides),
         text_pattern=pattern,
         hparams=parse_overrides(data.get("hparams"), str(path)),
+        throttle=_throttle(table("alerts", _ALERT_KEYS)),
+        rule_files=_rule_files(table("rules", _RULE_KEYS), path.parent),
         source=path,
-        sections={k: v for k, v in data.items() if k not in {"roles", "text", "hparams"}},
+        sections={k: v for k, v in data.items() if k in _DAEMON_SECTIONS},
     )
+
+
+def _throttle(alerts: TableReader) -> ThrottleParams:
+    name = alerts.string("min_severity") or Severity.INFO.value
+    try:
+        severity = Severity(name)
+    except ValueError:
+        raise alerts.fail("min_severity", "one of info, warning, critical") from None
+    return ThrottleParams(alerts.number("cooldown", 600.0), severity)
+
+
+def _rule_files(rules: TableReader, base: Path) -> tuple[Path, ...]:
+    files = rules.table.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) and f.strip() for f in files):
+        raise rules.fail("files", "a list of rule file paths")
+    # Checked here rather than when the rules load, so that the error names this file.
+    out = tuple(base / f for f in files)
+    for f in out:
+        if not f.is_file():
+            raise rules.fail("files", f"rule files that exist ({f}: no such file)")
+    return out
+
+
+class TableReader:
+    """Typed access to one table, with errors that name the file and the key."""
+
+    def __init__(self, origin: str, name: str, table: Any, known: frozenset[str]) -> None:
+        self.origin, self.name = origin, name
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{origin}: [{name}] must be a table")
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(
+                f"{origin}: {name}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
+            )
+        self.table = table
+
+    def fail(self, key: str, what: str) -> ConfigError:
+        return ConfigError(f"{self.origin}: {self.name}.{key}: expected {what}")
+
+    def number(self, key: str, default: float, *, positive: bool = False) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, "a number")
+        value = float(value)
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise self.fail(key, "a finite number " + ("> 0" if positive else ">= 0"))
+        return value
+
+    def string(self, key: str) -> str | None:
+        value = self.table.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.fail(key, "a non-empty string")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false")
+        return value
 
 
 def _check_pattern(pattern: str, path: Path) -> None:

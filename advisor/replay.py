@@ -18,7 +18,6 @@ from advisor.model import RunCurves
 from advisor.model import RunSummary
 from advisor.pipeline import Pipeline
 from advisor.ruleset import RuleBook
-from advisor.throttle import ThrottleParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +33,17 @@ def replay(
     paths: Iterable[Path],
     settings: Settings,
     book: RuleBook,
-    throttle_params: ThrottleParams | None = None,
     on_problem: Callable[[Problem], None] | None = None,
 ) -> Iterator[RunReplay]:
     """Replay every run under ``paths``, run by run, in name order.
+
+    Alerts go through the throttle of ``settings`` (``[alerts]``), as in ``watch``.
 
     Raises:
         InputError: a path does not exist or cannot be read.
     """
     store = load_store(paths, settings, on_problem)
-    pipeline = Pipeline(
-        book, settings.hparams, throttle_params=throttle_params or ThrottleParams()
-    )
+    pipeline = Pipeline(book, settings.hparams, throttle_params=settings.throttle)
     for run in store.runs():
         rc = store.curves(run, settings.roles)
         alerts = pipeline.advance(rc)

@@ -10,6 +10,8 @@ from advisor.config import load_settings
 from advisor.errors import ConfigError
 from advisor.model import Direction
 from advisor.model import Role
+from advisor.model import Severity
+from advisor.throttle import ThrottleParams
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -46,6 +48,21 @@ def test_hparams_overrides(tmp_path: Path) -> None:
     assert override.values == {"lr": 0.1, "weight_decay": 0.0}
 
 
+def test_alerts_and_rule_files(tmp_path: Path) -> None:
+    """[alerts] gives the throttle; [rules] files are relative to the configuration."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "team.toml").write_text("")
+    p = write(
+        tmp_path,
+        '[alerts]\ncooldown = 60\nmin_severity = "warning"\n'
+        '[rules]\nfiles = ["rules/team.toml"]\n',
+    )
+    settings = load_settings(p, env={})
+    assert settings.throttle == ThrottleParams(60.0, Severity.WARNING)
+    assert settings.rule_files == (tmp_path / "rules" / "team.toml",)
+    assert "alerts" not in settings.sections and "rules" not in settings.sections
+
+
 def test_env_names_the_file(tmp_path: Path) -> None:
     """ADVISOR_CONFIG names the file when no path is given."""
     p = write(tmp_path, '[roles]\n"x" = "lr"\n')
@@ -62,6 +79,12 @@ def test_env_names_the_file(tmp_path: Path) -> None:
         ('[text]\npattern = "(unclosed"\n', "text.pattern: invalid regex"),
         ('[text]\npattern = "\\\\w+"\n', "needs named groups"),
         ("[[hparams]]\nlr = 0.1\n", "hparams[0].runs: expected a glob"),
+        ('[text]\npatern = "x"\n', "text.patern: unknown key"),
+        ('text = "x"\n', "[text] must be a table"),
+        ("[alerts]\ncooldown = -1\n", "alerts.cooldown: expected a finite number >= 0"),
+        ('[rules]\nfile = "team.toml"\n', "rules.file: unknown key"),
+        ('[rules]\nfiles = "team.toml"\n', "rules.files: expected a list of rule file paths"),
+        ('[rules]\nfiles = ["nothere.toml"]\n', "nothere.toml: no such file"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(

@@ -279,3 +279,31 @@ def test_once_equals_replay_on_every_tracker_format(tmp_path: Path) -> None:
     runs = {json.loads(line)["run"] for line in once.stdout.splitlines()}
     assert len(runs) >= 7
     assert once.stdout.splitlines() == alert_lines(replay.stdout)
+
+
+def test_configured_alerts_and_rules_apply_to_replay_as_to_watch(tmp_path: Path) -> None:
+    """advisor.toml's ``[alerts]`` floor and ``[rules]`` files (relative to it) shape
+    replay's alerts as they shape the daemon's: only critical alerts, the team's rule."""
+    (tmp_path / "team.toml").write_text(
+        '[[rule]]\nid = "SMITH-INS-03"\ntitle = "t"\ndiagnosis = "instability"\n'
+        'when = ["severity == \'critical\'"]\npriority = 1000\nsymptom = "s"\nwhy = "w"\n'
+        'source = "team"\n'
+        '[[rule.recommend]]\nparam = "training"\naction = "stop"\nwhy = "page the owner"\n'
+    )
+    config = tmp_path / "advisor.toml"
+    config.write_text('[alerts]\nmin_severity = "critical"\n[rules]\nfiles = ["team.toml"]\n')
+    paths = [str(SCENARIOS / name) for name in SUBSET]
+    once = advisor("watch", "--once", "--json", "--config", str(config), *paths)
+    replay = advisor("replay", "--json", "--config", str(config), *paths)
+    assert once.returncode == 0, once.stderr
+    alerts = [json.loads(line) for line in alert_lines(replay.stdout)]
+    assert {a["severity"] for a in alerts} == {"critical"}
+    (nan,) = [a for a in alerts if a["run"] == "nan_00"]
+    assert nan["rule"] == "SMITH-INS-03"
+    assert (nan["recommendations"][0]["why"], nan["recommendations"][0]["source"]) == (
+        "page the owner",
+        "team",
+    )
+    assert once.stdout.splitlines() == alert_lines(replay.stdout)
+    listed = advisor("rules", "explain", "SMITH-INS-03", "--config", str(config))
+    assert "source: team" in listed.stdout

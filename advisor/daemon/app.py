@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -38,7 +39,6 @@ from advisor.sinks.base import Sink
 from advisor.sinks.dispatcher import Dispatcher
 from advisor.sources.discovery import unique_roots
 from advisor.throttle import RateLimiter
-from advisor.throttle import ThrottleParams
 
 from .logs import LogSet
 from .observer import STOP
@@ -110,11 +110,11 @@ def assemble(req: WatchRequest, stdout: TextIO, sinks: Mapping[str, Sink] | None
     settings = load_settings(req.config)
     cfg = watch_config(settings)
     roots = _roots(req.roots or cfg.roots)
-    book = load_rulebook(req.rules)
-    severity = Severity(req.min_severity) if req.min_severity else cfg.min_severity
-    pipeline = Pipeline(
-        book, settings.hparams, throttle_params=ThrottleParams(cfg.cooldown, severity)
-    )
+    book = load_rulebook((*settings.rule_files, *req.rules))
+    throttle = settings.throttle
+    if req.min_severity:
+        throttle = replace(throttle, min_severity=Severity(req.min_severity))
+    pipeline = Pipeline(book, settings.hparams, throttle_params=throttle)
     limits: Mapping[str, RateLimiter] = {}
     if sinks is None:
         sinks, limits = build_sinks(cfg.sinks, environment(), as_json=req.as_json, stdout=stdout)

@@ -1,4 +1,4 @@
-"""The ``[watch]``, ``[alerts]`` and ``[sinks.*]`` sections of advisor.toml, validated.
+"""The ``[watch]`` and ``[sinks.*]`` sections of advisor.toml, validated.
 
 Every key is optional::
 
@@ -10,10 +10,6 @@ Every key is optional::
     analysis_budget = 0.15    # fraction of one core the analysis may use, all runs together
     min_interval = 0.0        # seconds between two analyses of one run, at least
     save_interval = 1.0       # seconds between two writes of the state, at most one per
-
-    [alerts]
-    cooldown = 600.0          # seconds (advisor.throttle)
-    min_severity = "warning"  # info | warning | critical
 
     [sinks.console]
     enabled = true
@@ -27,13 +23,14 @@ Every key is optional::
     url = "https://example.org/hook"
     headers = { Authorization = "Bearer ..." }
 
-Relative paths are relative to the configuration file's directory. An unknown key or
-a bad value is a ``ConfigError`` naming the file and the key.
+``[alerts]``, ``[rules]`` and the other sections, which ``replay`` reads too, are
+validated in ``advisor.config``. Relative paths are relative to the configuration
+file's directory. An unknown key or a bad value is a ``ConfigError`` naming the file
+and the key.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -41,13 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from advisor.config import Settings
-from advisor.errors import ConfigError
-from advisor.model import Severity
+from advisor.config import TableReader
 
 _WATCH_KEYS = frozenset(
     {"roots", "poll", "rescan", "state_dir", "analysis_budget", "min_interval", "save_interval"}
 )  # fmt: skip
-_ALERT_KEYS = frozenset({"cooldown", "min_severity"})
 _SINK_KEYS = {
     "console": frozenset({"enabled"}),
     "slack": frozenset({"enabled", "webhook_file", "rate_limit", "rate_window"}),
@@ -95,48 +90,7 @@ class WatchConfig:
     analysis_budget: float = 0.15
     min_interval: float = 0.0
     save_interval: float = 1.0
-    cooldown: float = 600.0
-    min_severity: Severity = Severity.INFO
     sinks: SinksConfig = field(default_factory=SinksConfig)
-
-
-class _Reader:
-    """Typed access to one table, with errors that name the file and the key."""
-
-    def __init__(self, origin: str, name: str, table: Any, known: frozenset[str]) -> None:
-        self.origin, self.name = origin, name
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{origin}: [{name}] must be a table")
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(
-                f"{origin}: {name}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
-            )
-        self.table = table
-
-    def fail(self, key: str, what: str) -> ConfigError:
-        return ConfigError(f"{self.origin}: {self.name}.{key}: expected {what}")
-
-    def number(self, key: str, default: float, *, positive: bool = False) -> float:
-        value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, "a number")
-        value = float(value)
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise self.fail(key, "a finite number " + ("> 0" if positive else ">= 0"))
-        return value
-
-    def string(self, key: str) -> str | None:
-        value = self.table.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise self.fail(key, "a non-empty string")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.table.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, "true or false")
-        return value
 
 
 def watch_config(settings: Settings) -> WatchConfig:
@@ -148,18 +102,12 @@ def watch_config(settings: Settings) -> WatchConfig:
     origin = str(settings.source) if settings.source is not None else "advisor.toml"
     base = settings.source.parent if settings.source is not None else Path()
     sections = settings.sections
-    watch = _Reader(origin, "watch", sections.get("watch", {}), _WATCH_KEYS)
-    alerts = _Reader(origin, "alerts", sections.get("alerts", {}), _ALERT_KEYS)
+    watch = TableReader(origin, "watch", sections.get("watch", {}), _WATCH_KEYS)
     roots_raw = watch.table.get("roots", [])
     if not isinstance(roots_raw, list) or not all(isinstance(r, str) and r for r in roots_raw):
         raise watch.fail("roots", "a list of paths")
     state_dir = watch.string("state_dir")
     poll = watch.table.get("poll")
-    min_severity = alerts.string("min_severity") or Severity.INFO.value
-    try:
-        severity = Severity(min_severity)
-    except ValueError:
-        raise alerts.fail("min_severity", "one of info, warning, critical") from None
     cfg = WatchConfig(
         roots=tuple(base / r for r in roots_raw),
         poll=None if poll is None else watch.number("poll", 0.0, positive=True),
@@ -168,8 +116,6 @@ def watch_config(settings: Settings) -> WatchConfig:
         analysis_budget=watch.number("analysis_budget", 0.15, positive=True),
         min_interval=watch.number("min_interval", 0.0),
         save_interval=watch.number("save_interval", 1.0),
-        cooldown=alerts.number("cooldown", 600.0),
-        min_severity=severity,
         sinks=_sinks(origin, base, sections.get("sinks", {})),
     )
     if cfg.analysis_budget > 1:
@@ -178,8 +124,8 @@ def watch_config(settings: Settings) -> WatchConfig:
 
 
 def _sinks(origin: str, base: Path, raw: Any) -> SinksConfig:
-    top = _Reader(origin, "sinks", raw, frozenset(_SINK_KEYS))
-    tables = {n: _Reader(origin, f"sinks.{n}", top.table.get(n, {}), _SINK_KEYS[n])
+    top = TableReader(origin, "sinks", raw, frozenset(_SINK_KEYS))
+    tables = {n: TableReader(origin, f"sinks.{n}", top.table.get(n, {}), _SINK_KEYS[n])
               for n in _SINK_KEYS}  # fmt: skip
     limits: dict[str, tuple[int, float]] = {"slack": _SLACK_RATE}
     for name, t in tables.items():
