@@ -226,6 +226,12 @@ def replay(  # noqa: PLR0917 (click passes every option)
 )
 @click.option("--once", is_flag=True, help="Process what is there, as replay does, and exit.")
 @click.option(
+    "--check",
+    is_flag=True,
+    help="Validate the configuration, rules, sinks, roots and state dir, say what would "
+    "run, and exit (0, or 2 with the error). Safe beside a running daemon.",
+)
+@click.option(
     "--min-severity",
     type=click.Choice(["info", "warning", "critical"]),
     help="Ignore findings below this severity.",
@@ -239,6 +245,7 @@ def watch(  # noqa: PLR0917 (click passes every option)
     as_json: bool,
     state_dir: Path | None,
     once: bool,
+    check: bool,
     min_severity: str | None,
     extra_rules: tuple[Path, ...],
 ) -> None:
@@ -253,7 +260,7 @@ def watch(  # noqa: PLR0917 (click passes every option)
     from advisor.daemon.app import run_watch
 
     request = WatchRequest(roots, config, poll, as_json, state_dir, once, min_severity,
-                           extra_rules)  # fmt: skip
+                           extra_rules, check=check)  # fmt: skip
     sys.exit(run_watch(request))
 
 

@@ -246,6 +246,31 @@ def test_second_daemon_on_one_state_dir_is_refused(tmp_path: Path) -> None:
     assert other.returncode == 2 and "in use by another advisor" in other.stderr
 
 
+def test_check_validates_beside_a_running_daemon_and_sends_nothing(tmp_path: Path) -> None:
+    """--check reads the state dir a daemon holds (no lock), says what would run, sends
+    no alert and exits 0; what would stop the daemon at its start is one line, exit 2."""
+    root, state = tmp_path / "runs", tmp_path / "state"
+    write_overfit_csv(root / "a")
+    d = DaemonProcess(str(root), "--json", "--state-dir", str(state))
+    d.out.get(timeout=TIMEOUT)  # the alert: the run is read
+    d.wait_err("watching")
+    config = tmp_path / "advisor.toml"
+    config.write_text("[watch]\npoll = 7\n")
+    ok = advisor("watch", "--check", str(root), "--config", str(config), "--state-dir", str(state))
+    assert d.finish(signal.SIGTERM) == 0
+    assert ok.returncode == 0 and ok.stdout == "", ok.stderr
+    assert f"would watch {root} (polling every 7 s" in ok.stderr
+    assert f"state in {state} (progress saved for 1 log)" in ok.stderr
+    (state / "state.json").write_text("{")
+    config.write_text("[sinks.slack]\nwebhook_file = 'nowhere'\n")
+    for args, text in (
+        (["--state-dir", str(state)], "state.json: unreadable state"),
+        (["--config", str(config)], "nowhere: cannot read the Slack webhook URL"),
+    ):
+        bad = advisor("watch", "--check", str(root), *args)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and text in bad.stderr
+
+
 def test_benchmark_quick_runs(tmp_path: Path) -> None:
     """benchmarks/daemon.py --quick measures every part and prints a verdict for each."""
     proc = subprocess.run(

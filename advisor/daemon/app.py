@@ -13,6 +13,7 @@ and the last written state hold.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import queue
@@ -28,26 +29,31 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from advisor.config import Settings
 from advisor.config import environment
 from advisor.config import load_settings
 from advisor.errors import AdvisorError
 from advisor.errors import InputError
 from advisor.model import Severity
 from advisor.pipeline import Pipeline
+from advisor.ruleset import RuleBook
 from advisor.ruleset import load_rulebook
 from advisor.sinks.base import Sink
 from advisor.sinks.dispatcher import Dispatcher
 from advisor.sources.discovery import unique_roots
 from advisor.throttle import RateLimiter
+from advisor.throttle import ThrottleParams
 
 from .logs import LogSet
 from .observer import STOP
 from .observer import Item
 from .observer import Watcher
 from .pacer import Pacer
+from .settings import WatchConfig
 from .settings import watch_config
 from .sinks import build_sinks
 from .state import StateDir
+from .state import check_state_dir
 from .worker import Worker
 
 log = logging.getLogger("advisor.daemon")
@@ -68,6 +74,7 @@ class WatchRequest:
     min_severity: str | None = None
     rules: tuple[Path, ...] = ()
     close_timeout: float = 5.0
+    check: bool = False
 
 
 def _roots(given: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -96,6 +103,44 @@ class Parts:
     close_timeout: float
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What ``watch`` would run with, validated; nothing opened or started."""
+
+    settings: Settings
+    cfg: WatchConfig
+    roots: tuple[Path, ...]
+    book: RuleBook
+    throttle: ThrottleParams
+    sinks: Mapping[str, Sink]
+    limits: Mapping[str, RateLimiter]
+    state_dir: Path | None
+    poll: float | None
+
+
+def configure(req: WatchRequest, stdout: TextIO, sinks: Mapping[str, Sink] | None = None) -> Plan:
+    """Validate the request and its configuration, rules and sinks.
+
+    Raises:
+        AdvisorError: bad roots, configuration, rules or Slack webhook URL.
+    """
+    settings = load_settings(req.config)
+    cfg = watch_config(settings)
+    book = load_rulebook((*settings.rule_files, *req.rules))
+    throttle = settings.throttle
+    if req.min_severity:
+        throttle = replace(throttle, min_severity=Severity(req.min_severity))
+    limits: Mapping[str, RateLimiter] = {}
+    if sinks is None:
+        sinks, limits = build_sinks(cfg.sinks, environment(), as_json=req.as_json, stdout=stdout)
+    given = req.roots or cfg.roots
+    # --check without roots checks the configuration alone; watch needs one.
+    roots = _roots(given) if given or not req.check else ()
+    poll = req.poll if req.poll is not None else cfg.poll
+    state_dir = req.state_dir or cfg.state_dir
+    return Plan(settings, cfg, roots, book, throttle, sinks, limits, state_dir, poll)
+
+
 def assemble(req: WatchRequest, stdout: TextIO, sinks: Mapping[str, Sink] | None = None) -> Parts:
     """Validate the request and configuration, and build every part (nothing started).
 
@@ -107,38 +152,65 @@ def assemble(req: WatchRequest, stdout: TextIO, sinks: Mapping[str, Sink] | None
     Raises:
         AdvisorError: bad roots, configuration, rules or state dir.
     """
-    settings = load_settings(req.config)
-    cfg = watch_config(settings)
-    roots = _roots(req.roots or cfg.roots)
-    book = load_rulebook((*settings.rule_files, *req.rules))
-    throttle = settings.throttle
-    if req.min_severity:
-        throttle = replace(throttle, min_severity=Severity(req.min_severity))
-    pipeline = Pipeline(book, settings.hparams, throttle_params=throttle)
-    limits: Mapping[str, RateLimiter] = {}
-    if sinks is None:
-        sinks, limits = build_sinks(cfg.sinks, environment(), as_json=req.as_json, stdout=stdout)
-    state_dir = req.state_dir or cfg.state_dir
+    plan = configure(req, stdout, sinks)
+    cfg, roots, poll, state_dir = plan.cfg, plan.roots, plan.poll, plan.state_dir
+    pipeline = Pipeline(plan.book, plan.settings.hparams, throttle_params=plan.throttle)
     state = StateDir(state_dir) if state_dir is not None else None
     events: queue.SimpleQueue[Item] = queue.SimpleQueue()
-    poll = req.poll if req.poll is not None else cfg.poll
-    where = f"state in {state_dir}" if state_dir is not None else "state in memory only"
-    how = f"polling every {poll:g} s" if poll is not None else "filesystem events"
 
     def ready(desc: str) -> None:
         names = ", ".join(str(r) for r in roots)
-        log.info("watching %s: %s (%s, rescan every %g s, %s)", names, desc, how,
-                 cfg.rescan, where)  # fmt: skip
+        log.info("watching %s: %s (%s, rescan every %g s, %s)", names, desc, _how(poll),
+                 cfg.rescan, _where(state_dir))  # fmt: skip
 
-    dispatcher = Dispatcher(sinks, outbox_dir=state.outbox if state else None, limits=limits)
+    dispatcher = Dispatcher(plan.sinks, outbox_dir=state.outbox if state else None,
+                            limits=plan.limits)  # fmt: skip
     worker = Worker(
-        LogSet(roots, settings), pipeline, dispatcher.publish_all, events,
-        roles=settings.roles, state=state,
+        LogSet(roots, plan.settings), pipeline, dispatcher.publish_all, events,
+        roles=plan.settings.roles, state=state,
         pacer=Pacer(cfg.analysis_budget, cfg.min_interval),
         save_interval=cfg.save_interval, on_ready=None if req.once else ready,
     )  # fmt: skip
     watcher = Watcher(roots, events.put, poll=poll, rescan=cfg.rescan)
     return Parts(worker, dispatcher, watcher, events, state, req.close_timeout)
+
+
+def check(req: WatchRequest) -> int:
+    """``watch --check``: validate everything ``watch`` would start with; start nothing.
+
+    Safe beside a running daemon: the state directory is read, not locked, and no
+    alert is sent. Prints what would run on stderr.
+
+    Raises:
+        AdvisorError: what ``watch`` would stop on at its start (one line).
+    """
+    plan = configure(req, io.StringIO())
+    saved = None if plan.state_dir is None else check_state_dir(plan.state_dir)
+    source = plan.settings.source or "no configuration file"
+    own = len(plan.settings.rule_files) + len(req.rules)
+    mine = f" (with {own} rule file{'s' * (own > 1)} of yours)" if own else ""
+    rules = f"{len(plan.book.rules)} rules{mine}"
+    log.info("%s: OK; %s; alerts (%s and up) to %s", source, rules,
+             plan.throttle.min_severity.value, ", ".join(plan.sinks) or "nowhere")  # fmt: skip
+    if plan.roots:
+        names = ", ".join(str(r) for r in plan.roots)
+        log.info("would watch %s (%s, rescan every %g s)", names, _how(plan.poll),
+                 plan.cfg.rescan)  # fmt: skip
+    else:
+        log.info("no ROOT given and no [watch] roots: the configuration alone was checked")
+    if plan.state_dir is not None:
+        n = 0 if saved is None else len(saved.files)
+        kept = f"progress saved for {n} log{'s' * (n != 1)}" if saved else "none saved yet"
+        log.info("%s (%s)", _where(plan.state_dir), kept)
+    return 0
+
+
+def _how(poll: float | None) -> str:
+    return f"polling every {poll:g} s" if poll is not None else "filesystem events"
+
+
+def _where(state_dir: Path | None) -> str:
+    return f"state in {state_dir}" if state_dir is not None else "state in memory only"
 
 
 class Daemon:
@@ -230,7 +302,8 @@ class Daemon:
 def run_watch(
     req: WatchRequest, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Run ``advisor watch`` until SIGINT or SIGTERM (or, with ``--once``, one pass).
+    """Run ``advisor watch`` until SIGINT or SIGTERM (with ``--once``: one pass; with
+    ``--check``: validate only).
 
     Returns:
         The exit code: 0, or 1 when the worker failed (e.g. the state cannot be written).
@@ -240,6 +313,8 @@ def run_watch(
     """
     handler = _log_to(sys.stderr if stderr is None else stderr)
     try:
+        if req.check:
+            return check(req)
         parts = assemble(req, sys.stdout if stdout is None else stdout)
         if req.once:
             return _once(parts)

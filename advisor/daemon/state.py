@@ -105,6 +105,53 @@ class Saved:
     files: Mapping[str, FileSig]
 
 
+def read_state(path: Path) -> Saved:
+    """The state saved at ``path``, or an empty one if none was saved.
+
+    Raises:
+        InputError: the file is unreadable or not a state this version wrote.
+    """
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return Saved(None, {})
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable state ({exc}); move it away") from None
+    try:
+        if data["version"] != _VERSION:
+            raise ValueError(f"version {data['version']!r}")
+        files = {
+            str(f["path"]): FileSig(
+                str(f["run"]), int(f["inode"]), int(f["size"]), int(f["mtime_ns"])
+            )
+            for f in data["files"]
+        }
+        pipeline = json.dumps(data["pipeline"]) if data["pipeline"] is not None else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not an advisor state ({exc}); move it away") from None
+    return Saved(pipeline, files)
+
+
+def check_state_dir(directory: Path) -> Saved | None:
+    """What ``StateDir(directory)`` would find, without creating or locking anything.
+
+    Returns:
+        The saved state, or None when none was saved yet.
+
+    Raises:
+        InputError: the daemon could not use the directory, or its state is unreadable.
+    """
+    directory = Path(directory)
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the daemon would create the rest
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a directory" if not existing.is_dir() else "permission denied"
+        raise InputError(f"{directory}: cannot use as state dir: {why}")
+    path = directory / STATE_NAME
+    return read_state(path) if path.exists() else None
+
+
 class StateDir:
     """One daemon's ``--state-dir``: locked while in use, state written atomically.
 
@@ -136,25 +183,7 @@ class StateDir:
         Raises:
             InputError: the file is unreadable or not a state this version wrote.
         """
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
-            return Saved(None, {})
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.path}: unreadable state ({exc}); move it away") from None
-        try:
-            if data["version"] != _VERSION:
-                raise ValueError(f"version {data['version']!r}")
-            files = {
-                str(f["path"]): FileSig(
-                    str(f["run"]), int(f["inode"]), int(f["size"]), int(f["mtime_ns"])
-                )
-                for f in data["files"]
-            }
-            pipeline = json.dumps(data["pipeline"]) if data["pipeline"] is not None else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{self.path}: not an advisor state ({exc}); move it away") from None
-        return Saved(pipeline, files)
+        return read_state(self.path)
 
     def save(self, pipeline: str, files: Mapping[str, FileSig], stats: Mapping[str, Any]) -> None:
         """Replace the state atomically (temporary file, fsync, rename, directory fsync).
