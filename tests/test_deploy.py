@@ -232,6 +232,43 @@ def test_container_command_runs_the_advisor(runs: Path, tmp_path: Path) -> None:
     assert {"/state"} <= volumes and "/runs" in image_command(df)
 
 
+def test_image_build_stage_builds_the_wheel(tmp_path: Path) -> None:
+    """The files the build stage copies, and nothing else, build the wheel without a
+    warning (setuptools turns its deprecations into errors later), with the rules and
+    the licence in it."""
+    import zipfile
+
+    lines = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text()).splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("FROM ")))
+    stage = lines[
+        first : lines.index(next(x for x in lines[first + 1 :] if x.startswith("FROM ")))
+    ]
+    context = tmp_path / "src"
+    context.mkdir()
+    for line in stage:
+        if line.startswith("COPY "):
+            *sources, dest = line.split()[1:]
+            for src in sources:
+                target = context / dest / Path(src).name if dest.endswith("/") else context / dest
+                if (REPO / src).is_dir():
+                    shutil.copytree(
+                        REPO / src, target, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy(REPO / src, target)
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"), "."],
+        capture_output=True, text=True, timeout=300, check=False, cwd=context,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    # Python warning classes (setuptools' BuildBackendWarning ...), not pip's "WARNING:".
+    assert "Warning" not in got.stdout + got.stderr, got.stdout + got.stderr
+    (wheel,) = (tmp_path / "w").glob("advisor-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "advisor/rules/smith2018.toml" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
 def ignored(path: str, patterns: list[str]) -> bool:
     """Whether .dockerignore leaves ``path`` out of the build context (the last matching
     pattern decides; a pattern matches a path or any directory above it)."""
