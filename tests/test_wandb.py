@@ -22,6 +22,7 @@ from loader_helpers import points
 from loader_helpers import replay_diagnoses
 
 from advisor.api import read_scalars
+from advisor.core.planned import plan_of
 from advisor.model import Batch
 from advisor.sources.discovery import WANDB
 from advisor.sources.discovery import discover
@@ -438,6 +439,46 @@ def test_a_step_key_in_the_first_row_steps_the_run(tmp_path: Path) -> None:
     tags = by_tag(read(path))
     assert tags["val/loss"] == [(0, 4.0), (250, 3.0), (500, 2.5)]
     assert tags["mfu"] == [(250, 0.3)]
+
+
+def _config(**values: object) -> bytes:
+    items = b"".join(
+        _field(1, _field(1, k.encode()) + _field(16, json.dumps(v).encode()))
+        for k, v in values.items()
+    )
+    return _field(5, items)
+
+
+@pytest.mark.parametrize(
+    ("first", "planned_steps"),
+    [({"_step": 0, "val_loss": 3.0}, None), ({"_step": 0, "step": 0, "val_loss": 3.0}, 1000.0)],
+    ids=["on _step", "on a step key"],
+)
+def test_a_planned_step_count_is_kept_only_on_the_runs_own_step_axis(
+    tmp_path: Path, first: dict[str, float], planned_steps: float | None
+) -> None:
+    """``_step`` counts ``log()`` calls: a script logging its loss and its LR in two
+    calls per step is at _step 1000 at step 500, half-way through max_steps=1000, not at
+    its end. On _step the run has no planned steps (its planned epochs stay: they are
+    placed by the epoch curve); on a logged step key, ``max_steps`` is on its axis."""
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(_file(_config(max_steps=1000, epochs=4, lr=0.1), _row(**first)))
+    hparams = dict(read(path).hparams)
+    assert hparams.get("max_steps") == planned_steps
+    assert (hparams["epochs"], hparams["lr"]) == (4.0, 0.1)
+    plan = plan_of(hparams)
+    assert plan is not None and plan.steps == planned_steps and plan.epochs == 4.0
+
+
+def test_the_config_waits_for_the_first_row(tmp_path: Path) -> None:
+    """Until a row with numbers says what steps the run, its config is not given out (a
+    step count given too soon could not be taken back); then it is, whole."""
+    path = tmp_path / "run-x.wandb"
+    loader = WandbLoader(path)
+    path.write_bytes(_file(_config(max_steps=1000, lr=0.1)))
+    assert dict(loader.load().hparams) == {}
+    path.write_bytes(_file(_config(max_steps=1000, lr=0.1), _row(_step=0, val_loss=3.0)))
+    assert dict(loader.load().hparams) == {"lr": 0.1}
 
 
 # -- the Hugging Face Trainer reporting to W&B (fixtures/gen_wandb_hf.py) ------------------

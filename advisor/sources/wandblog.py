@@ -39,7 +39,9 @@ What is read:
   ``batch/batch_step``) is not taken: the points of a run share one step axis, and the
   other keys would stay on ``_step``.
 - The hyper-parameters are the run's config (``wandb.init(config=...)``,
-  ``run.config.update``), nested dicts flattened with ``.`` (``optimizer.lr``).
+  ``run.config.update``), nested dicts flattened with ``.`` (``optimizer.lr``), given
+  once the first row with numbers is read. On ``_step`` a planned number of steps
+  (``max_steps``) is left out: ``_step`` counts ``log()`` calls, not the trainer's steps.
 
 Damage: a chunk whose CRC fails, whose type is unknown or that would cross its block is
 reported with its byte offset and reading goes on at the next block (LevelDB's own
@@ -57,6 +59,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from advisor.core.planned import unit_of
 from advisor.model import HParamValue
 from advisor.sources._text import STEP_KEYS
 from advisor.sources._text import as_step
@@ -125,7 +128,15 @@ class WandbLoader(TailLoader):
         self._unstepped = False  # rows before the step metric's first value reported
 
     def _hparams(self) -> dict[str, HParamValue]:
+        if not self._rows:
+            return {}  # held until the first row with numbers says what steps the run
         found, self._config = self._config, {}
+        if not (self._step_by or self._implicit):
+            # The points are at _step, which counts log() calls: a planned number of
+            # steps (max_steps) is on the trainer's axis, which _step matches only for
+            # a script that logs once per step; twice per step would put the run twice
+            # as far into its plan. Planned epochs are placed by the epoch curve.
+            found = {k: v for k, v in found.items() if unit_of(k) != "steps"}
         return found
 
     # -- framing ---------------------------------------------------------------------
