@@ -264,6 +264,35 @@ def watch(  # noqa: PLR0917 (click passes every option)
     sys.exit(run_watch(request))
 
 
+@cli.command()
+@click.option(
+    "--state-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The --state-dir of the daemon to ask.",
+)
+@click.option("--all", "every_run", is_flag=True, help="Every run, not only the alerted.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: a line per run, then totals.")
+def status(state_dir: Path, every_run: bool, as_json: bool) -> None:
+    """What a running (or stopped) daemon knows: its runs, their open alerts, when it
+    last wrote its state and what waits in its outboxes. Reads the state directory
+    without locking or changing it."""
+    import time
+
+    from advisor.alertjson import dumps
+    from advisor.daemon.status import read_status
+    from advisor.daemon.status import status_dicts
+    from advisor.daemon.status import status_lines
+
+    got = read_status(state_dir)
+    if as_json:
+        for d in status_dicts(got):
+            click.echo(dumps(d))
+        return
+    for line in status_lines(got, time.time(), every_run=every_run):
+        click.echo(line)
+
+
 @cli.group()
 def rules() -> None:
     """The rule book: list, explain and validate rules."""

@@ -209,24 +209,33 @@ class Pipeline:
         Raises:
             ValueError: the text is not a state this version wrote.
         """
-        try:
-            data = json.loads(text)
-            if data.get("version") != _STATE_VERSION:
-                raise ValueError(f"unsupported version {data.get('version')!r}")
-            runs = {
-                str(run): RunTrack(
-                    evaluated=int(t["evaluated"]),
-                    last_step=None if t["last_step"] is None else int(t["last_step"]),
-                    hold=_hold_from_dict(t["hold"]),
-                    rule=t["rule"],
-                )
-                for run, t in data["runs"].items()
-            }
-            state = ThrottleState.from_dict(data["throttle"])
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"invalid pipeline state: {exc}") from None
-        self.runs = runs
-        self.throttle_state = state
+        self.runs, self.throttle_state = parse_state(text)
+
+
+def parse_state(text: str) -> tuple[dict[str, RunTrack], ThrottleState]:
+    """What ``Pipeline.state_to_json`` wrote: per run what was analysed and held, and
+    the throttle (what was said).
+
+    Raises:
+        ValueError: the text is not a state this version wrote.
+    """
+    try:
+        data = json.loads(text)
+        if data.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported version {data.get('version')!r}")
+        runs = {
+            str(run): RunTrack(
+                evaluated=int(t["evaluated"]),
+                last_step=None if t["last_step"] is None else int(t["last_step"]),
+                hold=_hold_from_dict(t["hold"]),
+                rule=t["rule"],
+            )
+            for run, t in data["runs"].items()
+        }
+        state = ThrottleState.from_dict(data["throttle"])
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"invalid pipeline state: {exc}") from None
+    return runs, state
 
 
 def _hold_to_dict(h: Hold) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from advisor.sinks.base import SinkError
 from advisor.sinks.dispatcher import Backoff
 from advisor.sinks.dispatcher import Dispatcher
 from advisor.sinks.outbox import Outbox
+from advisor.sinks.outbox import outbox_counts
 
 
 @pytest.fixture(autouse=True)
@@ -202,3 +203,27 @@ def test_alerts_wait_in_the_outbox_while_a_sink_is_down(tmp_path: Path) -> None:
         assert up.wait_for(3)
     assert up.alerts == [alert(1), alert(2), alert(3)]
     assert Outbox(tmp_path / "hook").pending() == []
+
+
+def test_counts_beside_the_owner_change_nothing(tmp_path: Path) -> None:
+    """``outbox_counts`` (what ``advisor status`` shows): waiting and rejected alerts,
+    read while the owner holds the outbox; an acknowledged file not yet removed and a
+    temporary file are not waiting, and nothing is created or removed."""
+    box = Outbox(tmp_path / "slack")
+    keys = [box.put(alert(step=s)) for s in (1, 2, 3, 4)]
+    assert all(keys)
+    box.ack(str(keys[0]))
+    box.reject(str(keys[1]), "HTTP 400")
+    # A crash after the ack line and before the unlink leaves the file in pending/.
+    survivor = next(
+        p for p in (tmp_path / "slack" / "pending").iterdir() if str(keys[2]) in p.name
+    )
+    with (tmp_path / "slack" / "acked").open("a") as fh:
+        fh.write(f"{keys[2]}\n")
+    (tmp_path / "slack" / "pending" / ".tmp-123").write_text("{")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert outbox_counts(tmp_path / "slack") == (1, 1)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert survivor.exists()
+    assert outbox_counts(tmp_path / "nothing") == (0, 0)
+    box.close()

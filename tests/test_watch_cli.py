@@ -15,6 +15,7 @@ from typing import IO
 
 import pytest
 from loopback import HANG
+from loopback import Answer
 from loopback import LoopbackServer
 from thread_checks import no_thread_leaks  # noqa: F401 (autouse for this module)
 
@@ -269,6 +270,55 @@ def test_check_validates_beside_a_running_daemon_and_sends_nothing(tmp_path: Pat
     ):
         bad = advisor("watch", "--check", str(root), *args)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and text in bad.stderr
+
+
+def test_status_reads_a_running_daemons_runs_alerts_and_outbox(tmp_path: Path) -> None:
+    """``advisor status`` beside a running daemon: its runs with their open alerts, and
+    its webhook outbox with the first alert refused (HTTP 400) and the others waiting
+    behind a hung post."""
+    root, state = tmp_path / "runs", tmp_path / "state"
+    write_overfit_csv(root / "a")
+    write_overfit_csv(root / "b")
+    (root / "c").mkdir()
+    (root / "c" / "training.log").write_text("epoch,loss,val_loss\n0,1.0,1.1\n1,0.9,1.0\n")
+    with LoopbackServer([Answer(400), HANG]) as server:
+        config = tmp_path / "advisor.toml"
+        config.write_text(f'[sinks.webhook]\nurl = "{server.url()}"\n')
+        d = DaemonProcess(str(root), "--config", str(config), "--state-dir", str(state))
+        d.wait_err("watching")
+        assert server.wait_requests(2, TIMEOUT)
+        got = advisor("status", "--state-dir", str(state), "--json")
+        text = advisor("status", "--state-dir", str(state), "--all")
+        assert d.finish(signal.SIGTERM) == 0
+    assert got.returncode == 0, got.stderr
+    *runs, total = [json.loads(line) for line in got.stdout.splitlines()]
+    assert [(r["run"], r["evaluated"], r["last_step"]) for r in runs] == [
+        ("a", 32, 31),
+        ("b", 32, 31),
+        ("c", 2, 1),
+    ]
+    assert [[o["diagnosis"] for o in r["open"]] for r in runs] == [
+        ["overfitting"],
+        ["overfitting"],
+        [],
+    ]
+    assert (total["runs"], total["alerted_runs"]) == (3, 2)
+    alerts = advisor("watch", "--once", "--json", str(root)).stdout.splitlines()
+    assert len(alerts) >= 2
+    assert total["outbox"]["webhook"] == {"waiting": len(alerts) - 1, "rejected": 1}
+    lines = text.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "EVALS", "LAST", "STEP", "OPEN", "ALERTS"]
+    assert lines[1].startswith("a ") and "overfitting critical (SMITH-OVF-01, step " in lines[1]
+    assert lines[3].split() == ["c", "2", "1", "-"]
+    assert lines[4].startswith("3 runs, 2 with an open alert; state written ")
+    assert f"outbox webhook: {len(alerts) - 1} waiting, 1 rejected" in lines
+    (state / "state.json").write_text('{"version": 1, "pipeline": {"runs": 3}, "files": []}')
+    for where, message in (
+        (tmp_path / "none", "no advisor state here"),
+        (state, "not a state this advisor reads"),
+    ):
+        bad = advisor("status", "--state-dir", str(where))
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr
 
 
 def test_benchmark_quick_runs(tmp_path: Path) -> None:

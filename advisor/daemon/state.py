@@ -31,6 +31,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,12 @@ def stat_db_sig(path: str, run: str) -> FileSig:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """A loaded state: the pipeline's JSON (None when there was none) and signatures."""
+    """A loaded state: the pipeline's JSON (None when there was none), signatures, and
+    the worker's stats when it was written (``saved_at``: seconds since the epoch)."""
 
     pipeline: str | None
     files: Mapping[str, FileSig]
+    stats: Mapping[str, float] = field(default_factory=dict)
 
 
 def read_state(path: Path) -> Saved:
@@ -127,9 +130,14 @@ def read_state(path: Path) -> Saved:
             for f in data["files"]
         }
         pipeline = json.dumps(data["pipeline"]) if data["pipeline"] is not None else None
-    except (KeyError, TypeError, ValueError) as exc:
+        stats = {
+            str(k): float(v)
+            for k, v in data.get("stats", {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{path}: not an advisor state ({exc}); move it away") from None
-    return Saved(pipeline, files)
+    return Saved(pipeline, files, stats)
 
 
 def check_state_dir(directory: Path) -> Saved | None:

@@ -21,6 +21,7 @@ Crash cases, and what a reopen makes of them:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,6 +54,25 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def outbox_counts(directory: Path) -> tuple[int, int]:
+    """(waiting, rejected): the alerts of one sink's outbox still to deliver and those
+    the sink refused for good, counted without changing anything (the daemon that owns
+    the outbox may be running)."""
+    try:
+        acked = set((directory / "acked").read_text("utf-8", "replace").split())
+    except FileNotFoundError:
+        acked = set()
+    waiting = rejected = 0
+    with contextlib.suppress(FileNotFoundError):
+        for path in (directory / "pending").iterdir():
+            seq, _, rest = path.name.partition("-")
+            if seq.isdigit() and rest.endswith(".json") and rest[:-5] not in acked:
+                waiting += 1
+    with contextlib.suppress(FileNotFoundError):
+        rejected = sum(1 for path in (directory / "dead").glob("*.json"))
+    return waiting, rejected
 
 
 class Outbox:
