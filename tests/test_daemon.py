@@ -198,6 +198,28 @@ def test_a_wandb_run_is_followed_as_wandb_writes_it(tmp_path: Path) -> None:
     assert [a.finding.step for a in sink.alerts if a.event is AlertEvent.OPENED] == [74]
 
 
+def test_a_root_inside_a_tmp_directory_beside_a_wandb_file_is_still_watched(
+    tmp_path: Path,
+) -> None:
+    """Only W&B side directories below the watched root are W&B's: a new log in a root
+    under ``tmp/`` is worth a rescan even where a ``.wandb`` file sits above ``tmp/``;
+    the stdout copy in a run's own ``files/`` is not."""
+    from advisor.config import Settings
+    from advisor.daemon.logs import LogSet
+
+    root = tmp_path / "tmp" / "runs"
+    (root / "a").mkdir(parents=True)
+    (tmp_path / "run-x.wandb").write_bytes(b"")
+    (root / "a" / "training.log").write_text("epoch,loss,val_loss\n0,1.0,1.1\n")
+    side = root / "wandb" / "run-1-x" / "files"
+    side.mkdir(parents=True)
+    (side.parent / "run-x.wandb").write_bytes(b"")
+    (side / "output.log").write_text("epoch 1 loss=2.0\n")
+    logs = LogSet([root], Settings())
+    assert logs.worth_rescan(str(root / "a" / "training.log"))
+    assert not logs.worth_rescan(str(side / "output.log"))
+
+
 # The reference trainer's ``lr-too-low`` preset, seed 0 (the demo's run), epochs 1-10 of
 # a planned 40: its planned-length underfitting finding holds at epoch 7 alone of these.
 LOW_VAL = [2.285, 2.2441, 2.1292, 1.9381, 1.817, 1.7626, 1.7435, 1.7084, 1.6864, 1.6538]

@@ -117,7 +117,7 @@ class LogSet:
         except OSError:
             prefix = path.rstrip(os.sep) + os.sep
             return any(p.startswith(prefix) for p in self.files)
-        if in_wandb_side_dir(Path(path)):
+        if any(in_wandb_side_dir(Path(path), root) for root in self.roots):
             return False  # W&B's own files: its stdout copy grows with every print
         db = _database_of(path) or path
         if Path(db).suffix.lower() in DB_SUFFIXES:

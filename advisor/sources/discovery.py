@@ -295,10 +295,16 @@ def _is_keras_history(path: Path) -> bool:
         return False
 
 
-def in_wandb_side_dir(path: Path) -> bool:
+def in_wandb_side_dir(path: Path, root: Path) -> bool:
     """Whether ``path`` lies in the ``files/``, ``logs/`` or ``tmp/`` directory beside a
-    W&B run's ``.wandb`` file (never a log of its own: see the module docstring)."""
+    W&B run's ``.wandb`` file (never a log of its own: see the module docstring).
+
+    Only directories below the watched ``root`` count: a root under ``/tmp`` is not a
+    W&B side directory because of a ``.wandb`` file in ``/``.
+    """
     for parent in path.parents:
+        if parent == root or root not in parent.parents:
+            break
         if parent.name in _WANDB_SIDE_DIRS:
             try:
                 if any(n.endswith(".wandb") for n in os.listdir(parent.parent)):
