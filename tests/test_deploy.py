@@ -178,20 +178,29 @@ def test_systemd_unit_verifies_clean(tmp_path: Path) -> None:
 # --- container -------------------------------------------------------------------------
 
 
-def dockerfile() -> dict[str, list[str]]:
-    """Instruction → arguments, over the final stage (continuations joined)."""
+def stages() -> list[dict[str, list[str]]]:
+    """Per build stage of deploy/Dockerfile: instruction → arguments (continuations
+    joined)."""
     text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    last = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
-    out: dict[str, list[str]] = {"COPY_ALL": []}
-    for line in lines:
+    out: list[dict[str, list[str]]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
         word, _, rest = line.partition(" ")
-        if word == "COPY" and not rest.startswith("--from"):
-            out["COPY_ALL"].append(rest)
-    for line in lines[last:]:
-        word, _, rest = line.partition(" ")
-        out.setdefault(word, []).append(rest.strip())
+        if word == "FROM":
+            out.append({})
+        out[-1].setdefault(word, []).append(rest.strip())
     return out
+
+
+def dockerfile() -> dict[str, list[str]]:
+    """The final stage (the image)."""
+    return stages()[-1]
+
+
+def context_copies() -> list[str]:
+    """The COPY instructions of every stage that read the build context."""
+    return [c for st in stages() for c in st.get("COPY", []) if not c.startswith("--from")]
 
 
 def image_env(df: dict[str, list[str]]) -> dict[str, str]:
@@ -238,24 +247,16 @@ def test_image_build_stage_builds_the_wheel(tmp_path: Path) -> None:
     the licence in it."""
     import zipfile
 
-    lines = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text()).splitlines()
-    first = lines.index(next(line for line in lines if line.startswith("FROM ")))
-    stage = lines[
-        first : lines.index(next(x for x in lines[first + 1 :] if x.startswith("FROM ")))
-    ]
     context = tmp_path / "src"
     context.mkdir()
-    for line in stage:
-        if line.startswith("COPY "):
-            *sources, dest = line.split()[1:]
-            for src in sources:
-                target = context / dest / Path(src).name if dest.endswith("/") else context / dest
-                if (REPO / src).is_dir():
-                    shutil.copytree(
-                        REPO / src, target, ignore=shutil.ignore_patterns("__pycache__")
-                    )
-                else:
-                    shutil.copy(REPO / src, target)
+    for copy in stages()[0]["COPY"]:
+        *sources, dest = copy.split()
+        for src in sources:
+            target = context / dest / Path(src).name if dest.endswith("/") else context / dest
+            if (REPO / src).is_dir():
+                shutil.copytree(REPO / src, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(REPO / src, target)
     got = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"), "."],
         capture_output=True, text=True, timeout=300, check=False, cwd=context,
@@ -294,8 +295,7 @@ def test_dockerignore_sends_what_the_image_copies_and_nothing_else() -> None:
         for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    df = dockerfile()
-    copied = [src for line in df["COPY_ALL"] for src in line.split()[:-1]]
+    copied = [src for line in context_copies() for src in line.split()[:-1]]
     for src in copied:
         top = REPO / src
         files = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
