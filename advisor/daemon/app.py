@@ -198,10 +198,10 @@ def check(req: WatchRequest) -> int:
                  plan.cfg.rescan)  # fmt: skip
     else:
         log.info("no ROOT given and no [watch] roots: the configuration alone was checked")
-    if plan.state_dir is not None:
-        n = 0 if saved is None else len(saved.files)
-        kept = f"progress saved for {n} log{'s' * (n != 1)}" if saved else "none saved yet"
-        log.info("%s (%s)", _where(plan.state_dir), kept)
+    if saved is not None:
+        n = len(saved.files)
+        kept = f"progress saved for {n} log{'s' * (n != 1)}"
+        log.info("%s (%s)", _where(plan.state_dir), kept if saved.pipeline else "none saved yet")
     return 0
 
 

@@ -140,11 +140,11 @@ def read_state(path: Path) -> Saved:
     return Saved(pipeline, files, stats)
 
 
-def check_state_dir(directory: Path) -> Saved | None:
+def check_state_dir(directory: Path) -> Saved:
     """What ``StateDir(directory)`` would find, without creating or locking anything.
 
     Returns:
-        The saved state, or None when none was saved yet.
+        The saved state (its ``pipeline`` None when none was saved yet).
 
     Raises:
         InputError: the daemon could not use the directory, or its state is unreadable.
@@ -156,8 +156,7 @@ def check_state_dir(directory: Path) -> Saved | None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         why = "not a directory" if not existing.is_dir() else "permission denied"
         raise InputError(f"{directory}: cannot use as state dir: {why}")
-    path = directory / STATE_NAME
-    return read_state(path) if path.exists() else None
+    return read_state(directory / STATE_NAME)
 
 
 class StateDir:
